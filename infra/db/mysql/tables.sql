@@ -1,0 +1,82 @@
+-- The MySQL side: replicas of the PostgreSQL tables (same columns, keys and
+-- indexes; ids are copied, never generated here) and the three marts.
+-- Idempotent. Run against the platform database.
+
+CREATE TABLE IF NOT EXISTS users (
+    user_id           INT          NOT NULL PRIMARY KEY,
+    first_name        VARCHAR(50)  NOT NULL,
+    last_name         VARCHAR(50)  NOT NULL,
+    email             VARCHAR(100) NOT NULL,
+    phone             VARCHAR(20),
+    registration_date DATETIME(6)  NOT NULL,
+    loyalty_status    VARCHAR(10)  NOT NULL,
+    UNIQUE KEY users_email_uq (email)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS product_categories (
+    category_id        INT          NOT NULL PRIMARY KEY,
+    name               VARCHAR(100) NOT NULL,
+    parent_category_id INT,
+    KEY product_categories_parent_idx (parent_category_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS products (
+    product_id     INT            NOT NULL PRIMARY KEY,
+    name           VARCHAR(100)   NOT NULL,
+    description    TEXT,
+    category_id    INT            NOT NULL,
+    price          DECIMAL(10, 2) NOT NULL,
+    stock_quantity INT            NOT NULL,
+    creation_date  DATETIME(6)    NOT NULL,
+    KEY products_category_idx (category_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      INT            NOT NULL PRIMARY KEY,
+    user_id       INT            NOT NULL,
+    order_date    DATETIME(6)    NOT NULL,
+    total_amount  DECIMAL(12, 2) NOT NULL,
+    status        VARCHAR(20)    NOT NULL,
+    delivery_date DATETIME(6),
+    KEY orders_user_idx (user_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+CREATE TABLE IF NOT EXISTS order_details (
+    order_detail_id INT            NOT NULL PRIMARY KEY,
+    order_id        INT            NOT NULL,
+    product_id      INT            NOT NULL,
+    quantity        INT            NOT NULL,
+    price_per_unit  DECIMAL(10, 2) NOT NULL,
+    total_price     DECIMAL(12, 2) NOT NULL,
+    KEY order_details_order_idx (order_id),
+    KEY order_details_product_idx (product_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Orders count and money spent per user and order status.
+CREATE TABLE IF NOT EXISTS mart_user_activity (
+    user_id     INT            NOT NULL,
+    first_name  VARCHAR(50)    NOT NULL,
+    last_name   VARCHAR(50)    NOT NULL,
+    status      VARCHAR(20)    NOT NULL,
+    order_count BIGINT         NOT NULL,
+    total_spent DECIMAL(22, 2) NOT NULL,
+    PRIMARY KEY (user_id, status)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Units sold and revenue per product and order status.
+CREATE TABLE IF NOT EXISTS mart_product_sales (
+    product_id          INT            NOT NULL,
+    name                VARCHAR(100)   NOT NULL,
+    status              VARCHAR(20)    NOT NULL,
+    total_quantity_sold BIGINT         NOT NULL,
+    total_sales         DECIMAL(22, 2) NOT NULL,
+    PRIMARY KEY (product_id, status)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Average order amount per order status and loyalty status.
+CREATE TABLE IF NOT EXISTS mart_average_check (
+    status         VARCHAR(20)    NOT NULL,
+    loyalty_status VARCHAR(10)    NOT NULL,
+    average_check  DECIMAL(16, 6) NOT NULL,
+    PRIMARY KEY (status, loyalty_status)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Idempotent PostgreSQL init: role, database, schema and tables.
+# Used by the local stack and mounted into the postgres image's /docker-entrypoint-initdb.d.
+# Connects as the admin role through whatever libpq settings the caller exports
+# (PGHOST, PGPORT, PGUSER, PGPASSWORD). The platform's names come from APP_DB,
+# APP_SCHEMA, APP_USER and APP_PASSWORD, so they never clash with the image's own
+# POSTGRES_* variables.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${APP_DB:?}" "${APP_SCHEMA:?}" "${APP_USER:?}" "${APP_PASSWORD:?}"
+run_psql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+run_psql -d "${APP_ADMIN_DB:-postgres}" -v db="$APP_DB" -v user="$APP_USER" \
+    -v password="$APP_PASSWORD" -f "$here/roles.sql"
+run_psql -d "$APP_DB" -v schema="$APP_SCHEMA" -v user="$APP_USER" -f "$here/schema.sql"

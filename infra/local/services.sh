@@ -1,0 +1,276 @@
+# shellcheck shell=bash
+# Start, stop and inspect each service of the local stack.
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+# --- PostgreSQL -------------------------------------------------------------
+PG_DIR="$STATE/postgres"
+PG_MARKER="$STATE/postgres/data"
+
+pg_admin_env() { echo "PGHOST=$PG_DIR/run PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES_ADMIN_USER"; }
+
+start_postgres() {
+  local bin; bin="$(pg_bin)"
+  [ -n "$bin" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
+  if running postgres "$PG_MARKER"; then log "postgres already running"; return 0; fi
+  port_free_or_die postgres "$POSTGRES_PORT"
+  mkdir -p "$PG_DIR/run" "$LOGS"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PG_DIR" "$PG_DIR/run"; fi
+  chmod 700 "$PG_DIR/run"
+  if [ ! -s "$PG_DIR/data/PG_VERSION" ]; then
+    log "initialising PostgreSQL data directory"
+    local pwfile="$PG_DIR/.pw"
+    printf '%s\n' "$POSTGRES_ADMIN_PASSWORD" >"$pwfile"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$pwfile"
+    # Local socket connections (in a 0700 directory) are trusted; TCP needs a password.
+    as_user postgres "$bin/initdb" -D "$PG_DIR/data" -U "$POSTGRES_ADMIN_USER" -E UTF8 \
+      --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 --pwfile="$pwfile" \
+      >>"$LOGS/postgres.log" 2>&1 || { rm -f "$pwfile"; die "initdb failed; see $LOGS/postgres.log"; }
+    rm -f "$pwfile"
+  fi
+  touch "$LOGS/postgres.log"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$LOGS/postgres.log"
+  log "starting postgres on port $POSTGRES_PORT"
+  as_user postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$LOGS/postgres.log" -w -t "$UP_TIMEOUT" \
+    -o "-p $POSTGRES_PORT -k $PG_DIR/run -c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on" \
+    start >/dev/null || die "postgres did not start; see $LOGS/postgres.log"
+  mkdir -p "$RUN"
+  head -n 1 "$PG_DIR/data/postmaster.pid" >"$RUN/postgres.pid"
+}
+
+init_postgres() {
+  log "initialising the PostgreSQL database (idempotent)"
+  env $(pg_admin_env) APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" \
+    APP_USER="$POSTGRES_USER" APP_PASSWORD="$POSTGRES_PASSWORD" \
+    "$ROOT/infra/db/postgres/init.sh" >>"$LOGS/postgres-init.log" 2>&1 ||
+    die "PostgreSQL init failed; see $LOGS/postgres-init.log"
+}
+
+stop_postgres() {
+  if running postgres "$PG_MARKER"; then
+    log "stopping postgres"
+    as_user postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  stop_pid postgres "$PG_MARKER"
+}
+
+# --- MariaDB (the MySQL server of the local stack) --------------------------
+MY_DIR="$STATE/mariadb"
+MY_SOCK="$MY_DIR/run/mysqld.sock"
+MY_MARKER="--datadir=$MY_DIR/data"
+
+mysql_admin() { mariadb --no-defaults --socket="$MY_SOCK" -uroot "$@"; }
+
+start_mariadb() {
+  if running mariadb "$MY_MARKER"; then log "mariadb already running"; return 0; fi
+  port_free_or_die mariadb "$MYSQL_PORT"
+  mkdir -p "$MY_DIR/run" "$LOGS"
+  local user_opt=()
+  if [ "$(id -u)" -eq 0 ]; then chown mysql: "$MY_DIR" "$MY_DIR/run"; user_opt=(--user=mysql); fi
+  if [ ! -d "$MY_DIR/data/mysql" ]; then
+    log "initialising MariaDB data directory"
+    rm -rf "$MY_DIR/data"
+    mariadb-install-db --no-defaults "${user_opt[@]}" --datadir="$MY_DIR/data" \
+      --auth-root-authentication-method=socket --skip-test-db \
+      >>"$LOGS/mariadb.log" 2>&1 || die "mariadb-install-db failed; see $LOGS/mariadb.log"
+  fi
+  log "starting mariadb on port $MYSQL_PORT"
+  spawn mariadb mariadbd --no-defaults "${user_opt[@]}" "$MY_MARKER" \
+    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MY_SOCK" \
+    --pid-file="$MY_DIR/run/mariadbd.pid" --skip-name-resolve \
+    --innodb-buffer-pool-size=256M --max-connections=200 \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
+  wait_port mariadb "$MYSQL_PORT" "$MY_MARKER"
+  local deadline=$((SECONDS + UP_TIMEOUT))
+  until mysql_admin -e 'SELECT 1' >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$deadline" ] && die "mariadb does not answer queries; see $LOGS/mariadb.log"
+    sleep 0.3
+  done
+}
+
+init_mariadb() {
+  log "initialising the MySQL database (idempotent)"
+  # Anonymous accounts would shadow the platform user for local connections.
+  mysql_admin -e "DELETE FROM mysql.global_priv WHERE User = ''; FLUSH PRIVILEGES;" \
+    >>"$LOGS/mariadb-init.log" 2>&1 || true
+  MYSQL_ADMIN_ARGS="--no-defaults --socket=$MY_SOCK -uroot" APP_DB="$MYSQL_DB" \
+    APP_USER="$MYSQL_USER" APP_PASSWORD="$MYSQL_PASSWORD" \
+    "$ROOT/infra/db/mysql/init.sh" >>"$LOGS/mariadb-init.log" 2>&1 ||
+    die "MySQL init failed; see $LOGS/mariadb-init.log"
+}
+
+stop_mariadb() { stop_pid mariadb "$MY_MARKER"; }
+
+# --- Kafka (KRaft, one node acting as broker and controller) ----------------
+KAFKA_DIR="$STATE/kafka"
+KAFKA_MARKER="$KAFKA_DIR/server.properties"
+
+kafka_tool() { java -Xmx256m -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2-tools.properties" -cp "$KAFKA_LIBS/*" "$@"; }
+
+start_kafka() {
+  if running kafka "$KAFKA_MARKER"; then log "kafka already running"; return 0; fi
+  port_free_or_die kafka "$KAFKA_PORT"
+  port_free_or_die kafka-controller "$KAFKA_CONTROLLER_PORT"
+  mkdir -p "$KAFKA_DIR/data" "$LOGS"
+  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@ADVERTISED_HOST@#localhost#g" -e "s#@LOG_DIRS@#$KAFKA_DIR/data#g" \
+    -e "s#@PARTITIONS@#$KAFKA_TOPIC_PARTITIONS#g" \
+    "$ROOT/infra/kafka/server.properties" >"$KAFKA_MARKER"
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    log "formatting Kafka storage (KRaft)"
+    local cluster_id
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    kafka_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$KAFKA_MARKER" \
+      >>"$LOGS/kafka.log" 2>&1 || die "formatting Kafka storage failed; see $LOGS/kafka.log"
+  fi
+  log "starting kafka on port $KAFKA_PORT"
+  local heap; read -r -a heap <<<"${KAFKA_HEAP_OPTS:-}"
+  spawn kafka java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_MARKER"
+  wait_port kafka "$KAFKA_PORT" "$KAFKA_MARKER"
+}
+
+init_kafka_topic() {
+  log "creating topic $KAFKA_TOPIC (idempotent)"
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" \
+    --create --if-not-exists --topic "$KAFKA_TOPIC" --partitions "$KAFKA_TOPIC_PARTITIONS" \
+    --replication-factor 1 >>"$LOGS/kafka-init.log" 2>&1 ||
+    die "creating Kafka topic $KAFKA_TOPIC failed; see $LOGS/kafka-init.log"
+}
+
+stop_kafka() { stop_pid kafka "$KAFKA_MARKER"; }
+
+# --- Spark: standalone master, one worker, the Spark Connect server ---------
+SPARK_DIR="$STATE/spark"
+MASTER_URL="spark://$SPARK_MASTER_HOST:$SPARK_MASTER_PORT"
+
+spark_env() {
+  # SPARK_REMOTE is the clients' setting; spark-submit would take it as its own.
+  unset SPARK_REMOTE
+  export SPARK_LOCAL_IP=127.0.0.1
+  export SPARK_HOME; SPARK_HOME="$(spark_home)"
+  export SPARK_LOG_DIR="$LOGS" SPARK_WORKER_DIR="$SPARK_DIR/work" \
+    SPARK_LOCAL_DIRS="$SPARK_DIR/tmp" SPARK_DAEMON_MEMORY SPARK_NO_DAEMONIZE=1 \
+    SPARK_CONF_DIR="$SPARK_DIR/conf" PYSPARK_PYTHON="$SPARK_VENV/bin/python"
+  mkdir -p "$SPARK_DIR/work" "$SPARK_DIR/tmp" "$SPARK_DIR/conf" "$SPARK_DIR/checkpoints" "$SINK_JAR_DIR"
+  cp "$ROOT/infra/spark/log4j2.properties" "$SPARK_DIR/conf/log4j2.properties"
+}
+
+start_spark_master() {
+  if running spark-master deploy.master.Master; then log "spark-master already running"; return 0; fi
+  port_free_or_die spark-master "$SPARK_MASTER_PORT"
+  port_free_or_die spark-master-ui "$SPARK_MASTER_WEBUI_PORT"
+  log "starting spark-master on port $SPARK_MASTER_PORT (UI $SPARK_MASTER_WEBUI_PORT)"
+  spawn spark-master "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
+    --host "$SPARK_MASTER_HOST" --port "$SPARK_MASTER_PORT" --webui-port "$SPARK_MASTER_WEBUI_PORT"
+}
+
+start_spark_worker() {
+  if running spark-worker deploy.worker.Worker; then log "spark-worker already running"; return 0; fi
+  port_free_or_die spark-worker-ui "$SPARK_WORKER_WEBUI_PORT"
+  log "starting spark-worker ($SPARK_WORKER_CORES cores, $SPARK_WORKER_MEMORY)"
+  spawn spark-worker "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
+    --host "$SPARK_MASTER_HOST" --cores "$SPARK_WORKER_CORES" --memory "$SPARK_WORKER_MEMORY" \
+    --webui-port "$SPARK_WORKER_WEBUI_PORT" "$MASTER_URL"
+}
+
+start_spark_connect() {
+  if running spark-connect SparkConnectServer; then log "spark-connect already running"; return 0; fi
+  port_free_or_die spark-connect "$SPARK_CONNECT_PORT"
+  local cp="$SPARK_EXTRA_JARS/*:$SINK_JAR_DIR/*"
+  log "starting spark-connect on port $SPARK_CONNECT_PORT (application UI $SPARK_UI_PORT)"
+  # The launcher sizes the Connect server like a daemon when SPARK_DAEMON_MEMORY is
+  # set, which would override --driver-memory.
+  spawn spark-connect env -u SPARK_DAEMON_MEMORY "$SPARK_HOME/bin/spark-submit" \
+    --class org.apache.spark.sql.connect.service.SparkConnectServer \
+    --name "Spark Connect server" --master "$MASTER_URL" \
+    --driver-memory "$SPARK_DRIVER_MEMORY" --executor-memory "$SPARK_EXECUTOR_MEMORY" \
+    --conf spark.cores.max="$SPARK_CORES_MAX" \
+    --conf spark.driver.host="$SPARK_MASTER_HOST" \
+    --conf spark.connect.grpc.binding.port="$SPARK_CONNECT_PORT" \
+    --conf spark.ui.port="$SPARK_UI_PORT" \
+    --conf spark.driver.extraClassPath="$cp" --conf spark.executor.extraClassPath="$cp" \
+    --conf spark.sql.streaming.checkpointLocation="$SPARK_DIR/checkpoints" \
+    --conf spark.sql.shuffle.partitions="$SPARK_CORES_MAX" \
+    --conf spark.sql.session.timeZone=UTC \
+    spark-internal
+  wait_port spark-connect "$SPARK_CONNECT_PORT" SparkConnectServer
+}
+
+stop_spark() {
+  stop_pid spark-connect SparkConnectServer
+  stop_pid spark-worker deploy.worker.Worker
+  stop_pid spark-master deploy.master.Master
+}
+
+# --- The whole stack --------------------------------------------------------
+JOBS_BIN="${JOBS_BIN:-$ROOT/target/release/jobs}"
+
+stack_up() {
+  [ "$#" -eq 0 ] || die "unknown option for up: $1"
+  install_all
+  mkdir -p "$LOGS" "$RUN"
+  spark_env
+  start_postgres
+  start_mariadb
+  start_kafka
+  start_spark_master
+  wait_port spark-master "$SPARK_MASTER_PORT" deploy.master.Master
+  start_spark_worker
+  start_spark_connect
+  init_postgres
+  init_mariadb
+  init_kafka_topic
+  [ -x "$JOBS_BIN" ] || die "$JOBS_BIN is missing: build it first (make build)"
+  log "waiting until every service answers (timeout ${UP_TIMEOUT}s)"
+  if ! "$JOBS_BIN" check --wait "$UP_TIMEOUT" 2>"$LOGS/check.log"; then
+    cat "$LOGS/check.log" >&2
+    local svc
+    svc="$(grep -o 'service=[a-z-]*' "$LOGS/check.log" | tail -n 1 | cut -d= -f2)"
+    case "$svc" in
+      postgres) die "PostgreSQL is not usable; see $LOGS/postgres.log" ;;
+      mysql) die "MySQL (MariaDB) is not usable; see $LOGS/mariadb.log" ;;
+      kafka) die "Kafka is not usable; see $LOGS/kafka.log" ;;
+      spark-connect) die "Spark Connect is not usable; see $LOGS/spark-connect.log (cluster: $LOGS/spark-master.log, $LOGS/spark-worker.log)" ;;
+      *) die "a service is not usable; see $LOGS/check.log" ;;
+    esac
+  fi
+  stack_status
+}
+
+stack_down() {
+  stop_spark
+  stop_kafka
+  stop_mariadb
+  stop_postgres
+  log "stopped"
+}
+
+# name|port|pid-file name|marker
+SERVICES=(
+  "postgres|$POSTGRES_PORT|postgres|$PG_MARKER"
+  "mysql (mariadb)|$MYSQL_PORT|mariadb|$MY_MARKER"
+  "kafka|$KAFKA_PORT|kafka|$KAFKA_MARKER"
+  "spark-master|$SPARK_MASTER_PORT|spark-master|deploy.master.Master"
+  "spark-master UI|$SPARK_MASTER_WEBUI_PORT|spark-master|deploy.master.Master"
+  "spark-worker|$SPARK_WORKER_WEBUI_PORT|spark-worker|deploy.worker.Worker"
+  "spark-connect|$SPARK_CONNECT_PORT|spark-connect|SparkConnectServer"
+  "spark app UI|$SPARK_UI_PORT|spark-connect|SparkConnectServer"
+)
+
+stack_status() {
+  local entry name port pidname marker state
+  printf '%-20s %-6s %-8s %s\n' SERVICE PORT PID STATE
+  for entry in "${SERVICES[@]}"; do
+    IFS='|' read -r name port pidname marker <<<"$entry"
+    if running "$pidname" "$marker"; then
+      if port_open "$port"; then state=up; else state="starting (port closed)"; fi
+      printf '%-20s %-6s %-8s %s\n' "$name" "$port" "$(pid_of "$pidname")" "$state"
+    else
+      if port_open "$port"; then state="port held by another process"; else state=stopped; fi
+      printf '%-20s %-6s %-8s %s\n' "$name" "$port" - "$state"
+    fi
+  done
+  echo "logs: $LOGS"
+}

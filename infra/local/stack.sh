@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The local stack: the platform's services as native processes, no Docker.
+#   stack.sh up               install what is missing, start everything, wait until usable
+#   stack.sh down             stop what this stack started (and nothing else)
+#   stack.sh status           each service, its port and its state
+#   stack.sh install          only install
+# Installs are cached in $PLATFORM_CACHE (default ~/.cache/finals-platform) so later
+# starts reuse them; data, logs and pid files live in $PLATFORM_STATE (default .local/).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/infra/local"
+# shellcheck source=infra/local/lib.sh
+source "$HERE/lib.sh"
+
+usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+cmd="${1:-}"
+case "$cmd" in
+  install) install_all ;;
+  up) shift; stack_up "$@" ;;
+  down) stack_down ;;
+  status) stack_status ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
