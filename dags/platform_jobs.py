@@ -1,0 +1,188 @@
+"""What every DAG of the platform shares: the operator that runs the Rust `jobs` binary.
+
+The DAGs stay thin: each task is one `jobs` sub-command. Where the services are and how
+to log in comes from Airflow connections (provisioned from the environment as
+``AIRFLOW_CONN_*``, so nothing is created by hand); the operator turns them into the
+environment variables the binary reads (the names in ``.env``) for that one process.
+Credentials therefore never appear in a task's arguments, its rendered fields or the
+command line it logs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Asset, BaseHook, BaseOperator
+
+# Connection ids. Override with PLATFORM_CONN_* environment variables if needed.
+POSTGRES_CONN_ID = os.environ.get("PLATFORM_CONN_POSTGRES", "platform_postgres")
+MYSQL_CONN_ID = os.environ.get("PLATFORM_CONN_MYSQL", "platform_mysql")
+KAFKA_CONN_ID = os.environ.get("PLATFORM_CONN_KAFKA", "platform_kafka")
+SPARK_CONN_ID = os.environ.get("PLATFORM_CONN_SPARK", "spark_connect_default")
+
+# Non-secret settings passed through from the worker's environment to the binary.
+PASSTHROUGH_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "POSTGRES_SCHEMA",
+    "KAFKA_TOPIC",
+)
+# ...and any variable with this prefix (future job settings that are not secrets).
+PASSTHROUGH_PREFIX = "JOBS_"
+
+# What the DAGs work on (the `jobs` CLI's names).
+TABLES = ("users", "product_categories", "products", "orders", "order_details")
+MARTS = ("mart_user_activity", "mart_product_sales", "mart_average_check")
+
+
+def replica_asset(table: str) -> Asset:
+    """The MySQL copy of one source table: replicate_from_pg_to_mysql updates it,
+    create_analytical_marts is scheduled on it."""
+    return Asset(name=f"mysql_replica_{table}", uri=f"platform://mysql/replica/{table}")
+
+
+def mart_asset(mart: str) -> Asset:
+    return Asset(name=mart, uri=f"platform://mysql/marts/{mart}")
+
+
+STREAMED_USERS = Asset(name="pg_users_from_kafka", uri="platform://postgres/users")
+
+# Defaults for every task of the platform's DAGs.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "platform",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+def jobs_binary() -> str:
+    """The `jobs` executable: $PLATFORM_JOBS_BIN, else `jobs` on PATH."""
+    configured = os.environ.get("PLATFORM_JOBS_BIN")
+    if configured:
+        return configured
+    found = shutil.which("jobs")
+    if not found:
+        raise RuntimeError("the `jobs` binary is not on PATH; set PLATFORM_JOBS_BIN")
+    return found
+
+
+def spark_remote(conn_id: str) -> str:
+    """The Spark Connect URL (sc://host:port) of a connection of type spark_connect."""
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+
+    url = SparkConnectHook(conn_id).get_connection_url()
+    # The hook renders "sc://host:port/" (plus ";params"); a bare endpoint is "sc://host:port".
+    return url[:-1] if url.endswith("/") else url
+
+
+def connection_env() -> dict[str, str]:
+    """The binary's settings (the names used in .env) from the Airflow connections."""
+    env: dict[str, str] = {}
+
+    pg = BaseHook.get_connection(POSTGRES_CONN_ID)
+    env.update(
+        POSTGRES_HOST=pg.host or "",
+        POSTGRES_PORT=str(pg.port or 5432),
+        POSTGRES_DB=pg.schema or "",
+        POSTGRES_USER=pg.login or "",
+        POSTGRES_PASSWORD=pg.password or "",
+    )
+    pg_schema = pg.extra_dejson.get("search_path")
+    if pg_schema:
+        env["POSTGRES_SCHEMA"] = pg_schema
+
+    my = BaseHook.get_connection(MYSQL_CONN_ID)
+    env.update(
+        MYSQL_HOST=my.host or "",
+        MYSQL_PORT=str(my.port or 3306),
+        MYSQL_DB=my.schema or "",
+        MYSQL_USER=my.login or "",
+        MYSQL_PASSWORD=my.password or "",
+    )
+
+    kafka = BaseHook.get_connection(KAFKA_CONN_ID)
+    bootstrap = kafka.extra_dejson.get("bootstrap.servers")
+    if not bootstrap and kafka.host:
+        bootstrap = f"{kafka.host}:{kafka.port or 9092}"
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap or ""
+    topic = kafka.extra_dejson.get("topic")
+    if topic:
+        env["KAFKA_TOPIC"] = topic
+
+    env["SPARK_REMOTE"] = spark_remote(SPARK_CONN_ID)
+    return {k: v for k, v in env.items() if v}
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The complete environment of one `jobs` process: an allow-list of the worker's
+    own variables (never AIRFLOW_CONN_* or Airflow's own secrets) plus the settings
+    taken from the connections."""
+    base = os.environ if base is None else base
+    env = {
+        k: v for k, v in base.items() if k in PASSTHROUGH_ENV or k.startswith(PASSTHROUGH_PREFIX)
+    }
+    env.update(connection_env())
+    return env
+
+
+class JobsOperator(BaseOperator):
+    """Run one `jobs` sub-command, e.g. ``JobsOperator(task_id=..., command=["marts"])``.
+
+    ``command`` holds only sub-commands and non-secret options; the connections become
+    environment variables of the process. Its output goes to the task log line by
+    line; a non-zero exit fails the task (and Airflow retries it).
+    """
+
+    template_fields: Sequence[str] = ("command",)
+    ui_color = "#f4a460"
+
+    def __init__(self, *, command: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.command = list(command)
+
+    def execute(self, context: Any) -> None:
+        argv = [jobs_binary(), *self.command]
+        env = child_env()
+        self.log.info("running: %s", " ".join(argv))
+        # A scratch working directory: the binary must not pick up a stray .env.
+        with tempfile.TemporaryDirectory(prefix="jobs-") as cwd:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+            self._proc = proc
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.log.info("%s", line.rstrip("\n"))
+            code = proc.wait()
+        if code != 0:
+            raise RuntimeError(f"`jobs {' '.join(self.command)}` exited with status {code}")
+
+    def on_kill(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
