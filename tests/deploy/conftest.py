@@ -1,0 +1,60 @@
+"""Shared fixtures of the deployment checks (docker-compose.yml, Dockerfile, DAGs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_dotenv(path: Path = ROOT / ".env") -> dict[str, str]:
+    """The .env file as compose reads it: KEY=VALUE lines, optional quotes, # comments."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+@pytest.fixture(scope="session")
+def dotenv() -> dict[str, str]:
+    return read_dotenv()
+
+
+@pytest.fixture(scope="session")
+def compose_cmd() -> list[str]:
+    """A real Compose implementation (COMPOSE_BIN, else tests/deploy/install-compose.sh)."""
+    configured = os.environ.get("COMPOSE_BIN")
+    if not configured:
+        configured = subprocess.run(
+            [str(ROOT / "tests/deploy/install-compose.sh")],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+    return shlex.split(configured)
+
+
+@pytest.fixture(scope="session")
+def compose_config(compose_cmd: list[str]) -> dict:
+    """docker-compose.yml as Compose resolves it (.env interpolated, anchors merged)."""
+    # Only .env may feed the interpolation: drop same-named variables of this shell.
+    env = {k: v for k, v in os.environ.items() if k not in read_dotenv()}
+    proc = subprocess.run(
+        [*compose_cmd, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"),
+         "config", "--format", "json"],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )
+    assert proc.returncode == 0, f"compose config failed:\n{proc.stderr}"
+    assert "not set" not in proc.stderr, f"compose warnings:\n{proc.stderr}"
+    return json.loads(proc.stdout)
