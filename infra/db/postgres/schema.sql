@@ -55,4 +55,30 @@ CREATE TABLE IF NOT EXISTS order_details (
 CREATE INDEX IF NOT EXISTS order_details_order_idx ON order_details (order_id);
 CREATE INDEX IF NOT EXISTS order_details_product_idx ON order_details (product_id);
 
+-- Streaming ingestion of user events (Kafka -> Spark -> the pg-exactly-once sink in
+-- infra/spark/sink). Events that fail validation, or whose e-mail already exists,
+-- land here with the raw payload; the Kafka coordinates are the key, so an event
+-- re-read from Kafka is never quarantined twice.
+CREATE TABLE IF NOT EXISTS users_quarantine (
+    raw_payload     TEXT,
+    reason          TEXT        NOT NULL,
+    kafka_topic     TEXT        NOT NULL,
+    kafka_partition INTEGER     NOT NULL,
+    kafka_offset    BIGINT      NOT NULL,
+    received_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset)
+);
+
+-- One row per (sink, batch, Spark partition) the sink has committed, written in the
+-- same transaction as the data: a replayed batch finds its marker and writes nothing.
+CREATE TABLE IF NOT EXISTS stream_sink_progress (
+    sink_id          TEXT        NOT NULL,
+    batch_id         BIGINT      NOT NULL,
+    partition_id     INTEGER     NOT NULL,
+    rows_written     BIGINT      NOT NULL DEFAULT 0,
+    rows_quarantined BIGINT      NOT NULL DEFAULT 0,
+    committed_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (sink_id, batch_id, partition_id)
+);
+
 RESET ROLE;
