@@ -1,0 +1,180 @@
+"""The DAGs under Airflow 3 (installed by infra/airflow/install-venv.sh): they import
+without errors, have the expected DAG and task ids and settings, and no credential
+ends up in any task's arguments, serialized form or logged command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+
+# Connections exactly as the deployment provisions them (AIRFLOW_CONN_*), with
+# recognisable passwords. Set before Airflow is imported.
+SECRETS = {"pg": "pg-Secret-4242", "my": "my-Secret-4343", "token": "spark-Token-4444"}
+os.environ.update(
+    AIRFLOW_HOME=tempfile.mkdtemp(prefix="airflow-dag-test-"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+    AIRFLOW__CORE__UNIT_TEST_MODE="True",
+    AIRFLOW_CONN_PLATFORM_POSTGRES=json.dumps({
+        "conn_type": "postgres", "host": "pg.example", "port": 5433, "schema": "src_db",
+        "login": "pg_user", "password": SECRETS["pg"], "extra": {"search_path": "src_schema"},
+    }),
+    AIRFLOW_CONN_PLATFORM_MYSQL=json.dumps({
+        "conn_type": "mysql", "host": "my.example", "port": 3307, "schema": "dst_db",
+        "login": "my_user", "password": SECRETS["my"],
+    }),
+    AIRFLOW_CONN_PLATFORM_KAFKA=json.dumps({
+        "conn_type": "kafka", "extra": {"bootstrap.servers": "k1:9092,k2:9092", "topic": "t1"},
+    }),
+    AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
+        "conn_type": "spark_connect", "host": "spark.example", "port": 15002,
+    }),
+)
+sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path, as here
+
+from airflow.dag_processing.dagbag import DagBag  # noqa: E402
+from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
+
+TABLES = ["users", "product_categories", "products", "orders", "order_details"]
+MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
+EXPECTED = {
+    "replicate_from_pg_to_mysql": {f"replicate_{t}": ["replicate", "--table", t] for t in TABLES},
+    "create_analytical_marts": {f"build_{m}": ["marts", "--mart", m] for m in MARTS},
+    "stream_from_kafka_to_pg": {"stream_new_users": ["stream", "--available-now"]},
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_dag_and_task_ids(dagbag):
+    assert set(dagbag.dag_ids) == set(EXPECTED)
+    for dag_id, tasks in EXPECTED.items():
+        dag = dagbag.dags[dag_id]
+        assert {t.task_id: t.command for t in dag.tasks} == tasks
+
+
+def test_active_on_creation_retries_and_timeouts(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.is_paused_upon_creation is False, dag.dag_id
+        assert dag.max_active_runs == 1, dag.dag_id
+        assert dag.catchup is False, dag.dag_id
+        for task in dag.tasks:
+            assert task.retries >= 1, task.task_id
+            assert task.retry_exponential_backoff, task.task_id
+            assert task.execution_timeout is not None, task.task_id
+
+
+def test_marts_run_after_replication(dagbag):
+    replicate = dagbag.dags["replicate_from_pg_to_mysql"]
+    produced = {o.uri for t in replicate.tasks for o in t.outlets}
+    assert len(produced) == len(TABLES)
+    marts = dagbag.dags["create_analytical_marts"]
+    timetable = type(marts.timetable).__name__
+    assert timetable == "AssetTriggeredTimetable", timetable
+    consumed = {a.uri for a in marts.timetable.asset_condition.objects}
+    assert consumed == produced
+
+
+def test_stream_is_scheduled(dagbag):
+    stream = dagbag.dags["stream_from_kafka_to_pg"]
+    assert type(stream.timetable).__name__ != "NullTimetable"
+
+
+def test_no_credentials_in_tasks(dagbag):
+    for dag in dagbag.dags.values():
+        serialized = json.dumps(DagSerialization.to_dict(dag), default=str)
+        for secret in (*SECRETS.values(), "finals_pass", "root_pass"):
+            assert secret not in serialized, dag.dag_id
+        for task in dag.tasks:
+            for field in task.template_fields:
+                value = json.dumps(getattr(task, field), default=str)
+                assert "password" not in value.lower(), (task.task_id, field)
+                assert not any(s in value for s in SECRETS.values())
+
+
+def test_spark_endpoint_from_spark_connect_connection():
+    import platform_jobs
+
+    assert platform_jobs.spark_remote("spark_connect_default") == "sc://spark.example:15002"
+
+
+def test_environment_of_the_jobs_process():
+    import platform_jobs
+
+    base = {"PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://a:secret@h/db",
+            "AIRFLOW_CONN_PLATFORM_POSTGRES": "x", "SOMETHING_ELSE": "y"}
+    env = platform_jobs.child_env(base)
+    assert env == {
+        "PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1",
+        "POSTGRES_HOST": "pg.example", "POSTGRES_PORT": "5433", "POSTGRES_DB": "src_db",
+        "POSTGRES_SCHEMA": "src_schema", "POSTGRES_USER": "pg_user",
+        "POSTGRES_PASSWORD": SECRETS["pg"],
+        "MYSQL_HOST": "my.example", "MYSQL_PORT": "3307", "MYSQL_DB": "dst_db",
+        "MYSQL_USER": "my_user", "MYSQL_PASSWORD": SECRETS["my"],
+        "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "KAFKA_TOPIC": "t1",
+        "SPARK_REMOTE": "sc://spark.example:15002",
+    }
+
+
+def test_operator_runs_the_binary_without_exposing_credentials(dagbag, tmp_path, monkeypatch):
+    """Run a task's operator with a stand-in `jobs` that reports what it was given."""
+    fake = tmp_path / "jobs"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "argv: $*"\n'
+        'echo "cwd-has-env-file: $(test -e .env && echo yes || echo no)"\n'
+        'echo "pg-password-set: ${POSTGRES_PASSWORD:+yes}"\n'
+        'echo "airflow-conn-leaked: ${AIRFLOW_CONN_PLATFORM_POSTGRES:+yes}"\n'
+        'echo "remote: $SPARK_REMOTE"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PLATFORM_JOBS_BIN", str(fake))
+    task = dagbag.dags["replicate_from_pg_to_mysql"].get_task("replicate_users")
+
+    lines: list[str] = []
+
+    class Capture:
+        def info(self, msg, *args):
+            lines.append(msg % args if args else msg)
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    monkeypatch.setattr(type(task), "log", property(lambda self: Capture()), raising=False)
+    task.execute(context={})
+    text = "\n".join(lines)
+    assert f"running: {fake} replicate --table users" in text
+    assert "argv: replicate --table users" in text
+    assert "pg-password-set: yes" in text
+    assert "airflow-conn-leaked: yes" not in text
+    assert "cwd-has-env-file: no" in text
+    assert "remote: sc://spark.example:15002" in text
+    for secret in SECRETS.values():
+        assert secret not in text
+
+
+def test_operator_fails_the_task_on_a_non_zero_exit(dagbag, tmp_path, monkeypatch):
+    fake = tmp_path / "jobs"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PLATFORM_JOBS_BIN", str(fake))
+    task = dagbag.dags["create_analytical_marts"].get_task("build_mart_user_activity")
+    with pytest.raises(RuntimeError, match="status 3"):
+        task.execute(context={})

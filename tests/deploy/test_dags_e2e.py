@@ -1,0 +1,204 @@
+"""End to end on the local stack (`make up`): each DAG run with `airflow dags test`
+succeeds and its data lands (MySQL replicas, marts, streamed users).
+
+Airflow runs from a temporary AIRFLOW_HOME (SQLite metadata), reading the repository's
+dags/; the connections are provisioned from .env as AIRFLOW_CONN_* variables, the only
+place the passwords are given to Airflow. Skipped, with the reason, while the `jobs`
+binary has no `replicate` sub-command yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import read_dotenv
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = Path(os.environ.get("JOBS_BIN", ROOT / "target/release/jobs"))
+DATAGEN = Path(os.environ.get("DATAGEN_BIN", ROOT / "target/release/datagen"))
+DAG_TIMEOUT = int(os.environ.get("DAG_TEST_TIMEOUT", "1800"))
+TABLES = ["users", "product_categories", "products", "orders", "order_details"]
+MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
+
+
+def _jobs_has_replicate() -> tuple[bool, str]:
+    if not JOBS.exists():
+        return False, f"{JOBS} is not built (make build)"
+    proc = subprocess.run([str(JOBS), "replicate", "--help"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return False, f"`{JOBS} replicate --help` fails: the jobs binary has no replicate yet"
+    return True, ""
+
+
+_ok, _why = _jobs_has_replicate()
+pytestmark = pytest.mark.skipif(not _ok, reason=_why)
+
+
+@pytest.fixture(scope="module")
+def settings() -> dict[str, str]:
+    """.env, with the environment winning (as for the local stack and the binaries)."""
+    values = read_dotenv()
+    return {k: os.environ.get(k, v) for k, v in values.items()}
+
+
+@pytest.fixture(scope="module")
+def stack(settings):
+    """The local stack must be up: its services answer on their ports."""
+    ports = {
+        "postgres": settings["POSTGRES_PORT"], "mysql": settings["MYSQL_PORT"],
+        "kafka": settings["KAFKA_PORT"], "spark-connect": settings["SPARK_CONNECT_PORT"],
+    }
+    down = []
+    for name, port in ports.items():
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=3).close()
+        except OSError:
+            down.append(f"{name}:{port}")
+    if down:
+        pytest.fail(f"the local stack is not up ({', '.join(down)} closed): run `make up` first")
+    return settings
+
+
+def pg_query(s: dict[str, str], sql: str) -> str:
+    env = {**os.environ, "PGPASSWORD": s["POSTGRES_PASSWORD"]}
+    out = subprocess.run(
+        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", s["POSTGRES_HOST"],
+         "-p", s["POSTGRES_PORT"], "-U", s["POSTGRES_USER"], "-d", s["POSTGRES_DB"],
+         "-c", f"SET search_path TO {s['POSTGRES_SCHEMA']}", "-c", sql],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
+
+
+def my_query(s: dict[str, str], sql: str) -> str:
+    client = shutil.which("mysql") or shutil.which("mariadb")
+    assert client, "needs the mysql or mariadb client"
+    env = {**os.environ, "MYSQL_PWD": s["MYSQL_PASSWORD"]}
+    out = subprocess.run(
+        [client, "--no-defaults", "-h", "127.0.0.1" if s["MYSQL_HOST"] == "localhost" else s["MYSQL_HOST"],
+         "-P", s["MYSQL_PORT"], "-u", s["MYSQL_USER"], "-D", s["MYSQL_DB"], "-N", "-B", "-e", sql],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
+
+
+def count_pg(s, table: str) -> int:
+    return int(pg_query(s, f"SELECT count(*) FROM {table}"))
+
+
+def count_my(s, table: str) -> int:
+    return int(my_query(s, f"SELECT count(*) FROM {table}"))
+
+
+@pytest.fixture(scope="module")
+def airflow(stack, tmp_path_factory):
+    """Run `airflow ...` with a fresh AIRFLOW_HOME and env-provisioned connections."""
+    s = stack
+    home = tmp_path_factory.mktemp("airflow-home")
+    venv_bin = Path(os.environ.get("AIRFLOW_VENV_BIN", Path(sys.executable).parent))
+    airflow_bin = venv_bin / "airflow"
+    assert airflow_bin.exists(), f"no airflow at {airflow_bin}; run via tests/deploy/run.sh"
+    # Only what Airflow needs: no .env password reaches it except inside a connection.
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
+    env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        PLATFORM_JOBS_BIN=str(JOBS),
+        RUST_LOG=s.get("RUST_LOG", "info"),
+        AIRFLOW_CONN_PLATFORM_POSTGRES=json.dumps({
+            "conn_type": "postgres", "host": s["POSTGRES_HOST"], "port": int(s["POSTGRES_PORT"]),
+            "schema": s["POSTGRES_DB"], "login": s["POSTGRES_USER"],
+            "password": s["POSTGRES_PASSWORD"], "extra": {"search_path": s["POSTGRES_SCHEMA"]},
+        }),
+        AIRFLOW_CONN_PLATFORM_MYSQL=json.dumps({
+            "conn_type": "mysql", "host": s["MYSQL_HOST"], "port": int(s["MYSQL_PORT"]),
+            "schema": s["MYSQL_DB"], "login": s["MYSQL_USER"], "password": s["MYSQL_PASSWORD"],
+        }),
+        AIRFLOW_CONN_PLATFORM_KAFKA=json.dumps({
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": s["KAFKA_BOOTSTRAP_SERVERS"], "topic": s["KAFKA_TOPIC"]},
+        }),
+        AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
+            "conn_type": "spark_connect",
+            "host": s["SPARK_REMOTE"].split("://", 1)[1].rsplit(":", 1)[0],
+            "port": int(s["SPARK_REMOTE"].rsplit(":", 1)[1].split("/", 1)[0]),
+        }),
+    )
+    subprocess.run([str(airflow_bin), "db", "migrate"], env=env, check=True,
+                   capture_output=True, text=True, cwd=home)
+    secrets = [v for k, v in s.items() if "PASSWORD" in k and len(v) >= 4]
+
+    def run_dag(dag_id: str) -> str:
+        proc = subprocess.run(
+            [str(airflow_bin), "dags", "test", dag_id], env=env, cwd=home,
+            capture_output=True, text=True, timeout=DAG_TIMEOUT,
+        )
+        output = proc.stdout + proc.stderr
+        (home / f"{dag_id}.log").write_text(output)
+        assert proc.returncode == 0, f"`airflow dags test {dag_id}` failed:\n{output[-6000:]}"
+        runs = subprocess.run(
+            [str(airflow_bin), "dags", "list-runs", dag_id, "-o", "json"], env=env, cwd=home,
+            capture_output=True, text=True, check=True,
+        )
+        # (Airflow may print warnings before the JSON document)
+        listing = runs.stdout[re.search(r"^\[", runs.stdout, re.M).start() :]
+        states = [r["state"] for r in json.JSONDecoder().raw_decode(listing)[0]]
+        assert states and states[0] == "success", f"{dag_id} runs: {states}\n{output[-6000:]}"
+        for secret in secrets:
+            assert secret not in output, f"a password appears in {dag_id}'s output"
+        return output
+
+    return run_dag
+
+
+def test_replicate_from_pg_to_mysql(stack, airflow):
+    s = stack
+    if DATAGEN.exists():  # idempotent: fills PostgreSQL once
+        subprocess.run([str(DATAGEN), "pg"], cwd=ROOT, check=True, capture_output=True)
+    assert count_pg(s, "users") > 0, "PostgreSQL has no data: run `datagen pg`"
+    airflow("replicate_from_pg_to_mysql")
+    for table in TABLES:
+        assert count_my(s, table) == count_pg(s, table), table
+
+
+def test_create_analytical_marts(stack, airflow):
+    s = stack
+    airflow("create_analytical_marts")
+    for mart in MARTS:
+        assert count_my(s, mart) > 0, mart
+    orders = count_my(s, "orders")
+    counted = int(my_query(s, "SELECT COALESCE(SUM(order_count), 0) FROM mart_user_activity"))
+    assert counted == orders
+
+
+def test_stream_from_kafka_to_pg(stack, airflow):
+    s = stack
+    assert DATAGEN.exists(), f"{DATAGEN} is needed to produce events (make build)"
+    before = count_pg(s, "users")
+    # Produce a few events: the generator runs continuously, so stop it after a while.
+    gen = subprocess.Popen([str(DATAGEN), "kafka"], cwd=ROOT,
+                           env={**os.environ, "KAFKA_DATAGEN_PERIOD_SECS": "1"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+    finally:
+        gen.send_signal(signal.SIGINT)
+        try:
+            gen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            gen.kill()
+    airflow("stream_from_kafka_to_pg")
+    assert count_pg(s, "users") > before
