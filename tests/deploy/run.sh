@@ -2,7 +2,8 @@
 # The deployment checks (`make deploy-check`), on a machine without a Docker engine:
 #   1. docker-compose.yml resolved and validated by Docker Compose v2 (built once from the
 #      Go module proxy by install-compose.sh, cached in ~/.cache/finals-platform),
-#   2. pytest, in the cached Airflow 3 virtualenv (infra/airflow/install-venv.sh):
+#   2. infra/docker/Dockerfile through BuildKit's Dockerfile frontend (dockerfile-check/),
+#   3. pytest, in the cached Airflow 3 virtualenv (infra/airflow/install-venv.sh):
 #      test_compose.py  services, ports, healthchecks, dependency conditions, images
 #      test_dags.py     DAG import, ids, settings, no credentials in tasks
 #      test_dags_e2e.py every DAG with `airflow dags test` against the local stack
@@ -15,6 +16,19 @@ compose="$(tests/deploy/install-compose.sh)"
 echo "compose: validating docker-compose.yml with $($compose version --short 2>/dev/null || $compose version)" >&2
 # shellcheck disable=SC2086 # "docker compose" is two words on purpose
 $compose --project-directory "$root" -f docker-compose.yml config --quiet
+# The Dockerfile through BuildKit's own frontend (lint rules of `docker build --check`
+# and conversion of every stage), built once into the cache.
+cache="${PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/finals-platform}"
+src=tests/deploy/dockerfile-check
+dfcheck="$cache/dockerfile-check/$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-16)"
+if [ ! -x "$dfcheck" ]; then
+  echo "building $src (BuildKit's Dockerfile frontend) into $dfcheck" >&2
+  (cd "$src" && CGO_ENABLED=0 go build -o "$dfcheck" .)
+fi
+set -a; source <(grep -E '^(SPARK_VERSION|SCALA_BINARY_VERSION|POSTGRES_JDBC_VERSION|MYSQL_CONNECTOR_VERSION|AIRFLOW_VERSION)=' .env); set +a
+"$dfcheck" infra/docker/Dockerfile SPARK_VERSION="$SPARK_VERSION" \
+  SCALA_BINARY_VERSION="$SCALA_BINARY_VERSION" POSTGRES_JDBC_VERSION="$POSTGRES_JDBC_VERSION" \
+  MYSQL_CONNECTOR_VERSION="$MYSQL_CONNECTOR_VERSION" AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
 venv="$(infra/airflow/install-venv.sh pytest)"
 COMPOSE_BIN="$compose" AIRFLOW_VENV_BIN="$venv/bin" \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning \

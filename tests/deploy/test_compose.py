@@ -223,3 +223,41 @@ def test_no_secret_on_a_command_line(compose_config, dotenv):
         argv = (service.get("command") or [])[1:] + (service.get("entrypoint") or [])[1:]
         assert not leaks(argv), f"a password is on {name}'s command line"
         assert not leaks(service.get("healthcheck", {}).get("test", [])), name
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """.dockerignore semantics, enough for the allow-list used here."""
+    import fnmatch
+
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if pat.startswith("**/"):
+            hit = any(fnmatch.fnmatch(p, "*" + pat[2:]) or p.endswith(pat[3:]) for p in prefixes)
+        else:
+            hit = any(fnmatch.fnmatch(p, pat) for p in prefixes)
+        if hit:
+            ignored = not negate
+    return ignored
+
+
+def test_dockerfile_sources_exist_and_are_in_the_build_context():
+    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    patterns = [
+        line.strip()
+        for line in (ROOT / "infra/docker/Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sources = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words[:1] in (["COPY"], ["ADD"]) and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    assert sources
+    for src in sources:
+        assert (ROOT / src).exists(), f"{src} does not exist"
+        assert not _ignored(src.rstrip("/"), patterns), f"{src} is excluded from the build context"
+    assert _ignored(".local/postgres", patterns) and _ignored("target/release/jobs", patterns)
