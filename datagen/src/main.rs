@@ -1,35 +1,76 @@
-use clap::{Parser, Subcommand};
-use common::{KafkaSettings, PostgresSettings};
+//! `datagen pg` fills PostgreSQL, `datagen kafka` produces registration events.
+//! Errors end the process with one line naming what failed and where.
 
-/// Fills PostgreSQL with the e-commerce data set and Kafka with registration events.
-/// Settings come from the environment / .env; flags override them.
-#[derive(Debug, Parser)]
-#[command(name = "datagen", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use std::process::ExitCode;
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Generate the e-commerce tables in PostgreSQL
-    Pg {
-        #[command(flatten)]
-        postgres: PostgresSettings,
-    },
-    /// Produce user registration events to Kafka
-    Kafka {
-        #[command(flatten)]
-        kafka: KafkaSettings,
-    },
-}
+use clap::Parser;
+use datagen::cli::{Cli, Command, KafkaArgs, PgArgs};
+use datagen::pg::Outcome;
+use datagen::shutdown::Shutdown;
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> ExitCode {
     common::load_dotenv();
     common::telemetry::init_tracing();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Pg { postgres } => anyhow::bail!("datagen pg is not implemented yet ({})", postgres.describe()),
-        Command::Kafka { kafka } => anyhow::bail!("datagen kafka is not implemented yet ({})", kafka.topic),
+    let result = match cli.command {
+        Command::Pg(args) => pg(&args).await,
+        Command::Kafka(args) => kafka(&args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the library errors already name their cause; newlines folded.
+            let line = format!("{e}").replace('\n', " ");
+            tracing::error!("{line}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+async fn pg(args: &PgArgs) -> anyhow::Result<()> {
+    match datagen::pg::run(args).await? {
+        Outcome::AlreadyPopulated(counts) => {
+            let counts = counts
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::info!(
+                "already populated, nothing to do ({counts}); use --reset to regenerate"
+            );
+        }
+        Outcome::Loaded { tables, elapsed } => {
+            let rows: usize = tables.iter().map(|(_, n)| n).sum();
+            let detail = tables
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::info!(
+                "loaded {rows} rows ({detail}) in {:.3} s: {:.0} rows/s (seed {}{})",
+                elapsed.as_secs_f64(),
+                rows as f64 / elapsed.as_secs_f64().max(1e-9),
+                args.seed,
+                if args.reset { ", after --reset" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn kafka(args: &KafkaArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals()?;
+    let stats = datagen::kafka::run(args, &shutdown).await?;
+    tracing::info!(
+        "delivered {} of {} events ({} malformed) to topic {} in {:.3} s: {:.0} events/s",
+        stats.delivered,
+        stats.produced,
+        stats.malformed(),
+        args.kafka.topic,
+        stats.elapsed.as_secs_f64(),
+        stats.per_sec()
+    );
+    Ok(())
 }

@@ -1,0 +1,8 @@
+//! `datagen kafka`: user registration events for the stream, valid or (on request)
+//! malformed in recognisable ways.
+
+pub mod events;
+mod produce;
+
+pub use events::{Event, EventGen, EventKind, KIND_HEADER};
+pub use produce::{KafkaError, Stats, run};

@@ -1,0 +1,124 @@
+//! Helpers for the integration tests: they run against the local stack (`make up`).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use clap::Parser;
+use datagen::cli::{Cli, Command as Sub};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The binary under test, run from the workspace root so it reads the real `.env`.
+pub fn datagen(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_datagen"));
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn run(args: &[&str]) -> (Output, String) {
+    let out = datagen(args).output().expect("run datagen");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
+}
+
+/// Connects like `datagen pg --pg-schema <schema>` would.
+pub async fn connect(schema: &str) -> PgConnection {
+    common::load_dotenv();
+    let cli = Cli::try_parse_from(["datagen", "pg", "--pg-schema", schema]).expect("args");
+    let Sub::Pg(args) = cli.command else {
+        unreachable!()
+    };
+    PgConnection::connect_with(&args.postgres.connect_options().expect("settings"))
+        .await
+        .expect("connect to PostgreSQL of the local stack")
+}
+
+/// A scratch schema holding the platform's tables (from infra/db/postgres/schema.sql),
+/// dropped when the guard goes away.
+pub struct Scratch {
+    pub schema: String,
+}
+
+impl Scratch {
+    pub async fn new(name: &str) -> Self {
+        common::load_dotenv();
+        let schema = format!("datagen_test_{name}_{}", std::process::id());
+        let mut conn = connect(&schema).await;
+        drop_schema(&mut conn, &schema).await;
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let status = Command::new("psql")
+            .args(["-q", "-X", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", &var("POSTGRES_HOST"), "-p", &var("POSTGRES_PORT")])
+            .args(["-U", &var("POSTGRES_USER"), "-d", &var("POSTGRES_DB")])
+            .args(["-v", &format!("schema={schema}")])
+            .args(["-v", &format!("user={}", var("POSTGRES_USER"))])
+            .arg("-f")
+            .arg(workspace_root().join("infra/db/postgres/schema.sql"))
+            .env("PGPASSWORD", var("POSTGRES_PASSWORD"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run psql");
+        assert!(status.success(), "creating scratch schema {schema} failed");
+        Self { schema }
+    }
+
+    pub async fn conn(&self) -> PgConnection {
+        connect(&self.schema).await
+    }
+
+    pub async fn drop(self) {
+        let mut conn = connect(&self.schema).await;
+        drop_schema(&mut conn, &self.schema).await;
+    }
+}
+
+async fn drop_schema(conn: &mut PgConnection, schema: &str) {
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(conn)
+    .await
+    .expect("drop scratch schema");
+}
+
+pub async fn counts(conn: &mut PgConnection) -> [i64; 5] {
+    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM product_categories), \
+                (SELECT count(*) FROM products), (SELECT count(*) FROM orders), \
+                (SELECT count(*) FROM order_details)",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("count rows");
+    [row.0, row.1, row.2, row.3, row.4]
+}
+
+/// A checksum of the content of all five tables, in id order.
+pub async fn checksum(conn: &mut PgConnection) -> String {
+    sqlx::query_scalar(
+        "SELECT md5(concat_ws('|', \
+            (SELECT string_agg(t::text, ',' ORDER BY user_id) FROM users t), \
+            (SELECT string_agg(t::text, ',' ORDER BY category_id) FROM product_categories t), \
+            (SELECT string_agg(t::text, ',' ORDER BY product_id) FROM products t), \
+            (SELECT string_agg(t::text, ',' ORDER BY order_id) FROM orders t), \
+            (SELECT string_agg(t::text, ',' ORDER BY order_detail_id) FROM order_details t)))",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("checksum")
+}
+
+/// The error lines a failed run printed (logs go to stderr).
+pub fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("ERROR")).collect()
+}
