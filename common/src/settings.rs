@@ -45,23 +45,24 @@ pub fn check_identifier(name: &'static str, value: &str) -> Result<(), SettingsE
 #[derive(Debug, Clone, Args)]
 pub struct PostgresSettings {
     /// PostgreSQL host
-    #[arg(long = "pg-host", env = "POSTGRES_HOST", default_value = "localhost")]
+    #[arg(id = "pg-host", long = "pg-host", env = "POSTGRES_HOST", default_value = "localhost")]
     pub host: String,
     /// PostgreSQL port
-    #[arg(long = "pg-port", env = "POSTGRES_PORT", default_value_t = 5432)]
+    #[arg(id = "pg-port", long = "pg-port", env = "POSTGRES_PORT", default_value_t = 5432)]
     pub port: u16,
     /// PostgreSQL database
-    #[arg(long = "pg-db", env = "POSTGRES_DB", default_value = "postgres_finals_db")]
+    #[arg(id = "pg-db", long = "pg-db", env = "POSTGRES_DB", default_value = "postgres_finals_db")]
     pub database: String,
     /// PostgreSQL schema holding the platform's tables
     #[arg(
+        id = "pg-schema",
         long = "pg-schema",
         env = "POSTGRES_SCHEMA",
         default_value = "postgres_finals_schema"
     )]
     pub schema: String,
     /// PostgreSQL user (the password comes from POSTGRES_PASSWORD)
-    #[arg(long = "pg-user", env = "POSTGRES_USER", default_value = "finals_user")]
+    #[arg(id = "pg-user", long = "pg-user", env = "POSTGRES_USER", default_value = "finals_user")]
     pub user: String,
 }
 
@@ -108,16 +109,16 @@ impl PostgresSettings {
 #[derive(Debug, Clone, Args)]
 pub struct MysqlSettings {
     /// MySQL host
-    #[arg(long = "mysql-host", env = "MYSQL_HOST", default_value = "localhost")]
+    #[arg(id = "mysql-host", long = "mysql-host", env = "MYSQL_HOST", default_value = "localhost")]
     pub host: String,
     /// MySQL port
-    #[arg(long = "mysql-port", env = "MYSQL_PORT", default_value_t = 3306)]
+    #[arg(id = "mysql-port", long = "mysql-port", env = "MYSQL_PORT", default_value_t = 3306)]
     pub port: u16,
     /// MySQL database
-    #[arg(long = "mysql-db", env = "MYSQL_DB", default_value = "mysql_finals_db")]
+    #[arg(id = "mysql-db", long = "mysql-db", env = "MYSQL_DB", default_value = "mysql_finals_db")]
     pub database: String,
     /// MySQL user (the password comes from MYSQL_PASSWORD)
-    #[arg(long = "mysql-user", env = "MYSQL_USER", default_value = "finals_user")]
+    #[arg(id = "mysql-user", long = "mysql-user", env = "MYSQL_USER", default_value = "finals_user")]
     pub user: String,
 }
 
@@ -161,13 +162,14 @@ impl MysqlSettings {
 pub struct KafkaSettings {
     /// Kafka bootstrap servers
     #[arg(
+        id = "kafka-bootstrap-servers",
         long = "kafka-bootstrap-servers",
         env = "KAFKA_BOOTSTRAP_SERVERS",
         default_value = "localhost:9092"
     )]
     pub bootstrap_servers: String,
     /// Topic of the user registration events
-    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "new_user_events")]
+    #[arg(id = "kafka-topic", long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "new_user_events")]
     pub topic: String,
 }
 
@@ -186,7 +188,7 @@ impl KafkaSettings {
 #[derive(Debug, Clone, Args)]
 pub struct SparkSettings {
     /// Spark Connect endpoint
-    #[arg(long = "spark-remote", env = "SPARK_REMOTE", default_value = "sc://localhost:15002")]
+    #[arg(id = "spark-remote", long = "spark-remote", env = "SPARK_REMOTE", default_value = "sc://localhost:15002")]
     pub remote: String,
 }
 

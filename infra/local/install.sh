@@ -3,7 +3,7 @@
 # and does nothing when it is; partial downloads are redone (a marker file is
 # written only after a step succeeded).
 
-APT_PACKAGES=(postgresql mariadb-server mariadb-client protobuf-compiler maven
+APT_PACKAGES=(postgresql mariadb-server mariadb-client protobuf-compiler libprotobuf-dev maven
   openjdk-17-jre-headless python3-venv build-essential pkg-config)
 
 missing_apt_packages() {

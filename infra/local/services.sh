@@ -179,6 +179,9 @@ start_spark_connect() {
   if running spark-connect SparkConnectServer; then log "spark-connect already running"; return 0; fi
   port_free_or_die spark-connect "$SPARK_CONNECT_PORT"
   local cp="$SPARK_EXTRA_JARS/*:$SINK_JAR_DIR/*"
+  # Spark 4's launcher leaves the Connect jar off the executors' classpath, but the
+  # closures the Connect server ships to them live in it.
+  local connect_jar="$SPARK_HOME/jars/spark-connect_${SCALA_BINARY_VERSION}-$SPARK_VERSION.jar"
   log "starting spark-connect on port $SPARK_CONNECT_PORT (application UI $SPARK_UI_PORT)"
   # The launcher sizes the Connect server like a daemon when SPARK_DAEMON_MEMORY is
   # set, which would override --driver-memory.
@@ -190,7 +193,7 @@ start_spark_connect() {
     --conf spark.driver.host="$SPARK_MASTER_HOST" \
     --conf spark.connect.grpc.binding.port="$SPARK_CONNECT_PORT" \
     --conf spark.ui.port="$SPARK_UI_PORT" \
-    --conf spark.driver.extraClassPath="$cp" --conf spark.executor.extraClassPath="$cp" \
+    --conf spark.driver.extraClassPath="$cp" --conf spark.executor.extraClassPath="$cp:$connect_jar" \
     --conf spark.sql.streaming.checkpointLocation="$SPARK_DIR/checkpoints" \
     --conf spark.sql.shuffle.partitions="$SPARK_CORES_MAX" \
     --conf spark.sql.session.timeZone=UTC \
