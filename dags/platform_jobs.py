@@ -172,9 +172,14 @@ class JobsOperator(BaseOperator):
             )
             self._proc = proc
             assert proc.stdout is not None
-            for line in proc.stdout:
-                self.log.info("%s", line.rstrip("\n"))
-            code = proc.wait()
+            try:
+                for line in proc.stdout:
+                    self.log.info("%s", line.rstrip("\n"))
+                code = proc.wait()
+            except BaseException:
+                # execution_timeout or a kill: never leave the job running behind us
+                self.on_kill()
+                raise
         if code != 0:
             raise RuntimeError(f"`jobs {' '.join(self.command)}` exited with status {code}")
 

@@ -178,3 +178,31 @@ def test_operator_fails_the_task_on_a_non_zero_exit(dagbag, tmp_path, monkeypatc
     task = dagbag.dags["create_analytical_marts"].get_task("build_mart_user_activity")
     with pytest.raises(RuntimeError, match="status 3"):
         task.execute(context={})
+
+
+def test_operator_stops_the_binary_when_the_task_is_interrupted(dagbag, tmp_path, monkeypatch):
+    """An execution timeout raises inside execute(): the `jobs` process must not survive it."""
+    pidfile = tmp_path / "pid"
+    fake = tmp_path / "jobs"
+    fake.write_text(f'#!/bin/sh\necho $$ > {pidfile}\necho started\nexec sleep 600\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PLATFORM_JOBS_BIN", str(fake))
+    task = dagbag.dags["stream_from_kafka_to_pg"].get_task("stream_new_users")
+
+    class Timeout(Exception):
+        pass
+
+    class RaisingLog:
+        def info(self, msg, *args):
+            if args and args[0] == "started":
+                raise Timeout()
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    monkeypatch.setattr(type(task), "log", property(lambda self: RaisingLog()), raising=False)
+    with pytest.raises(Timeout):
+        task.execute(context={})
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
