@@ -1,12 +1,21 @@
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
+use common::schema::{self, TABLES};
 use common::{KafkaSettings, MysqlSettings, PostgresSettings, SparkSettings};
 use jobs::check::{self, Service, Targets};
+use jobs::jdbc::JdbcTarget;
+use jobs::{marts, replicate};
+use sqlx::mysql::MySqlPoolOptions;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{MySqlPool, PgPool};
 
 /// The platform's jobs: each one sends its work to the Spark cluster over Spark
 /// Connect. Settings come from the environment / .env; flags override them.
+/// Passwords are read from the environment only (POSTGRES_PASSWORD, MYSQL_PASSWORD).
 #[derive(Debug, Parser)]
 #[command(name = "jobs", version, about)]
 struct Cli {
@@ -34,6 +43,31 @@ enum Command {
         #[arg(long = "service", value_enum)]
         services: Vec<Service>,
     },
+    /// Replicate PostgreSQL tables to MySQL through Spark, verified by row count
+    /// and content checksum, swapped in atomically.
+    Replicate {
+        /// Only these tables (default: all five)
+        #[arg(long = "table", value_parser = PossibleValuesParser::new(TABLES.map(|t| t.name)))]
+        tables: Vec<String>,
+        /// Parallel JDBC reads per table, split on the primary key
+        #[arg(long, env = "REPLICATE_PARTITIONS", default_value_t = 4)]
+        partitions: u32,
+        /// Rows per JDBC write batch into MySQL
+        #[arg(long, env = "REPLICATE_BATCH_SIZE", default_value_t = 10_000)]
+        batch_size: u32,
+        /// Rows per JDBC fetch from PostgreSQL
+        #[arg(long, env = "REPLICATE_FETCH_SIZE", default_value_t = 10_000)]
+        fetch_size: u32,
+    },
+    /// Build the analytical marts in MySQL from the MySQL replicas, through Spark.
+    Marts {
+        /// Only these marts (default: all three)
+        #[arg(long = "mart", value_parser = PossibleValuesParser::new(schema::MARTS))]
+        marts: Vec<String>,
+        /// Rows per JDBC write batch into MySQL
+        #[arg(long, env = "MARTS_BATCH_SIZE", default_value_t = 10_000)]
+        batch_size: u32,
+    },
 }
 
 #[tokio::main]
@@ -41,6 +75,28 @@ async fn main() -> ExitCode {
     common::load_dotenv();
     common::telemetry::init_tracing();
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::debug!("{e:?}");
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Spark errors carry whole JVM stack traces; the user gets the first line of each
+/// cause (the full text is logged at debug level).
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default().trim();
+    let mut s: String = first.chars().take(600).collect();
+    if s.len() < first.len() {
+        s.push('…');
+    }
+    s
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { wait, ref services } => {
             let all = [
@@ -56,13 +112,103 @@ async fn main() -> ExitCode {
                 kafka: &cli.kafka,
                 spark: &cli.spark,
             };
-            match check::check_all(&targets, services, Duration::from_secs(wait)).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err((service, e)) => {
-                    tracing::error!("service={} is not usable: {e:#}", service.name());
-                    ExitCode::FAILURE
-                }
+            check::check_all(&targets, services, Duration::from_secs(wait))
+                .await
+                .map_err(|(service, e)| {
+                    e.context(format!("service={} is not usable", service.name()))
+                })
+        }
+        Command::Replicate {
+            ref tables,
+            partitions,
+            batch_size,
+            fetch_size,
+        } => {
+            let tables: Vec<_> = if tables.is_empty() {
+                TABLES.iter().collect()
+            } else {
+                tables
+                    .iter()
+                    .filter_map(|name| schema::table(name))
+                    .collect()
+            };
+            let source = JdbcTarget::postgres(&cli.postgres)?;
+            let sink = JdbcTarget::mysql(&cli.mysql)?;
+            let pg_pool = pg_pool(&cli.postgres).await?;
+            let mysql_pool = mysql_pool(&cli.mysql).await?;
+            let spark = jobs::spark::connect(&cli.spark.remote, "jobs-replicate").await?;
+            let started = Instant::now();
+            let ctx = replicate::Job {
+                spark: &spark,
+                pg_pool: &pg_pool,
+                mysql_pool: &mysql_pool,
+                source: &source,
+                sink: &sink,
+                tuning: replicate::Tuning {
+                    partitions: partitions.max(1),
+                    batch_size: batch_size.max(1),
+                    fetch_size: fetch_size.max(1),
+                },
+            };
+            let reports = replicate::run(&ctx, &tables).await?;
+            for r in &reports {
+                println!("{:<20} {:>9} rows  verified  {:.2}s", r.table, r.rows, r.seconds);
             }
+            println!(
+                "replicated {} table(s) in {:.2}s",
+                reports.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Marts {
+            ref marts,
+            batch_size,
+        } => {
+            let selected: Vec<_> = if marts.is_empty() {
+                marts::MARTS.iter().collect()
+            } else {
+                marts.iter().filter_map(|m| marts::mart(m)).collect()
+            };
+            let target = JdbcTarget::mysql(&cli.mysql)?;
+            let mysql_pool = mysql_pool(&cli.mysql).await?;
+            let spark = jobs::spark::connect(&cli.spark.remote, "jobs-marts").await?;
+            let started = Instant::now();
+            let ctx = marts::Job {
+                spark: &spark,
+                mysql_pool: &mysql_pool,
+                mysql: &target,
+                batch_size: batch_size.max(1),
+                fetch_size: 10_000,
+            };
+            let reports = marts::run(&ctx, &selected).await?;
+            for r in &reports {
+                println!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);
+            }
+            println!(
+                "built {} mart(s) in {:.2}s",
+                reports.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
     }
+}
+
+async fn pg_pool(pg: &PostgresSettings) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(pg.connect_options()?)
+        .await
+        .with_context(|| format!("cannot connect to {}", pg.describe()))
+}
+
+async fn mysql_pool(my: &MysqlSettings) -> Result<MySqlPool> {
+    MySqlPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(my.connect_options()?)
+        .await
+        .with_context(|| format!("cannot connect to {}", my.describe()))
 }

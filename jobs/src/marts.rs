@@ -1,0 +1,153 @@
+//! `jobs marts`: the three analytical marts, aggregated by Spark from the MySQL
+//! replicas and written back to MySQL through a staging table and an atomic swap.
+//! Money stays DECIMAL end to end: sums of DECIMAL(12,2) are exact in Spark, and
+//! the averages are DECIMAL with 6 fractional digits, never floating point.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use futures::future::join_all;
+use spark_connect_rs::SparkSession;
+use sqlx::{AssertSqlSafe, MySqlPool};
+
+use crate::jdbc::{self, JdbcTarget};
+use crate::mysql_swap;
+
+/// A mart: its name (also its MySQL table), the replicas it reads and its query
+/// over them (the replicas are Spark temporary views named `src_<table>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mart {
+    pub name: &'static str,
+    pub sources: &'static [&'static str],
+    pub query: &'static str,
+}
+
+pub const MARTS: [Mart; 3] = [
+    Mart {
+        name: "mart_user_activity",
+        sources: &["users", "orders"],
+        query: "SELECT u.user_id, u.first_name, u.last_name, o.status, \
+                CAST(count(*) AS BIGINT) AS order_count, \
+                CAST(sum(o.total_amount) AS DECIMAL(22,2)) AS total_spent \
+                FROM src_orders o JOIN src_users u ON u.user_id = o.user_id \
+                GROUP BY u.user_id, u.first_name, u.last_name, o.status",
+    },
+    Mart {
+        name: "mart_product_sales",
+        sources: &["products", "orders", "order_details"],
+        query: "SELECT p.product_id, p.name, o.status, \
+                CAST(sum(d.quantity) AS BIGINT) AS total_quantity_sold, \
+                CAST(sum(d.total_price) AS DECIMAL(22,2)) AS total_sales \
+                FROM src_order_details d \
+                JOIN src_orders o ON o.order_id = d.order_id \
+                JOIN src_products p ON p.product_id = d.product_id \
+                GROUP BY p.product_id, p.name, o.status",
+    },
+    Mart {
+        name: "mart_average_check",
+        sources: &["users", "orders"],
+        query: "SELECT o.status, u.loyalty_status, \
+                CAST(avg(o.total_amount) AS DECIMAL(16,6)) AS average_check \
+                FROM src_orders o JOIN src_users u ON u.user_id = o.user_id \
+                GROUP BY o.status, u.loyalty_status",
+    },
+];
+
+pub fn mart(name: &str) -> Option<&'static Mart> {
+    MARTS.iter().find(|m| m.name == name)
+}
+
+#[derive(Debug, Clone)]
+pub struct MartReport {
+    pub mart: &'static str,
+    pub rows: i64,
+    pub seconds: f64,
+}
+
+pub struct Job<'a> {
+    pub spark: &'a SparkSession,
+    pub mysql_pool: &'a MySqlPool,
+    pub mysql: &'a JdbcTarget,
+    pub batch_size: u32,
+    pub fetch_size: u32,
+}
+
+/// Registers the MySQL replicas the marts need as Spark views, then builds the
+/// marts concurrently.
+pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
+    let mut sources: Vec<&str> = marts.iter().flat_map(|m| m.sources.iter().copied()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for table in sources {
+        jdbc::read(ctx.spark, ctx.mysql, table, None, ctx.fetch_size)?
+            .create_or_replace_temp_view(&format!("src_{table}"))
+            .await
+            .with_context(|| format!("cannot read MySQL table {table}"))?;
+    }
+    let results = join_all(marts.iter().map(|m| build_mart(ctx, m))).await;
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for (m, r) in marts.iter().zip(results) {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => failures.push(format!("{}: {e:#}", m.name)),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("building marts failed for {}", failures.join("; "));
+    }
+    Ok(reports)
+}
+
+async fn build_mart(ctx: &Job<'_>, mart: &'static Mart) -> Result<MartReport> {
+    let started = Instant::now();
+    let staging = mysql_swap::prepare_staging(ctx.mysql_pool, mart.name).await?;
+    let result = async {
+        let df = ctx
+            .spark
+            .sql(mart.query)
+            .await
+            .with_context(|| format!("Spark could not plan {}", mart.name))?;
+        jdbc::append(df, ctx.mysql, &staging, ctx.batch_size)
+            .await
+            .with_context(|| format!("Spark could not write {}", mart.name))?;
+        let (rows,): (i64,) = sqlx::query_as(AssertSqlSafe(format!("SELECT CAST(COUNT(*) AS SIGNED) FROM `{staging}`")))
+            .fetch_one(ctx.mysql_pool)
+            .await?;
+        mysql_swap::swap_in(ctx.mysql_pool, mart.name).await?;
+        Ok(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => {
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::info!(mart = mart.name, rows, "built in {seconds:.2}s");
+            Ok(MartReport {
+                mart: mart.name,
+                rows,
+                seconds,
+            })
+        }
+        Err(e) => {
+            mysql_swap::discard_staging(ctx.mysql_pool, mart.name).await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marts_match_the_schema_list() {
+        let names: Vec<&str> = MARTS.iter().map(|m| m.name).collect();
+        assert_eq!(names, common::schema::MARTS);
+        for m in &MARTS {
+            for s in m.sources {
+                assert!(common::schema::table(s).is_some(), "{s}");
+                assert!(m.query.contains(&format!("src_{s}")), "{} does not use {s}", m.name);
+            }
+        }
+    }
+}
