@@ -30,6 +30,10 @@ status:
 
 demo: up
 	@echo "The local stack is up; see 'make status' for every service and port."
+# Data generators: the default data set (a no-op when it is there already), then a
+# burst of registration events, 10% of them malformed for the stream's quarantine.
+	$(CARGO) run $(PROFILE) --locked -q -p datagen -- pg
+	$(CARGO) run $(PROFILE) --locked -q -p datagen -- kafka --count 100 --rate 20 --bad-ratio 0.1
 
 fmt-check:
 	$(CARGO) fmt --all --check

@@ -228,8 +228,9 @@ impl EventGen {
     }
 }
 
-/// The reference validator the stream is expected to agree with: `None` for a valid
-/// event, otherwise the malformed kind it recognises.
+/// The reference validator the stream is expected to agree with: [`EventKind::Valid`]
+/// for a valid event, otherwise the malformed kind it recognises (checked in the order
+/// JSON, fields present, types, lengths, e-mail, loyalty status).
 pub fn classify(payload: &[u8]) -> EventKind {
     let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(payload) else {
         return EventKind::BrokenJson;

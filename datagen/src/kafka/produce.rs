@@ -25,7 +25,7 @@ pub enum KafkaError {
     Client {
         bootstrap: String,
         #[source]
-        source: RdError,
+        source: Box<RdError>,
     },
     #[error("Kafka at {bootstrap} is unreachable (waited {secs} s): {last}")]
     Unreachable {
@@ -44,7 +44,7 @@ pub enum KafkaError {
         topic: String,
         bootstrap: String,
         #[source]
-        source: RdError,
+        source: Box<RdError>,
     },
     #[error(
         "{failed} of {produced} events were not delivered to topic {topic} at {bootstrap}: {first_error}"
@@ -143,7 +143,7 @@ fn pace(args: &KafkaArgs) -> Result<Pace, KafkaError> {
         (Some(r), _) if !r.is_finite() || r < 0.0 => bad(format!(
             "--rate {r} must be a number of events per second >= 0"
         )),
-        (Some(r), _) if r == 0.0 => Ok(Pace::Unlimited),
+        (Some(0.0), _) => Ok(Pace::Unlimited),
         (Some(r), _) => Ok(Pace::Every(Duration::from_secs_f64(1.0 / r))),
         (None, Some(_)) => Ok(Pace::Unlimited),
         (None, None) if !args.period_secs.is_finite() || args.period_secs <= 0.0 => bad(format!(
@@ -179,7 +179,7 @@ pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaEr
     let producer: Arc<Prod> = Arc::new(config.create_with_context(Ctx::default()).map_err(
         |source| KafkaError::Client {
             bootstrap: bootstrap.clone(),
-            source,
+            source: Box::new(source),
         },
     )?);
 
@@ -237,7 +237,7 @@ pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaEr
                     return Err(KafkaError::Produce {
                         topic,
                         bootstrap,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

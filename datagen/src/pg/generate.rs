@@ -430,7 +430,7 @@ fn categories(n: usize, rng: &mut ChaCha8Rng) -> Vec<Category> {
                 };
             }
             let name = format!("{} {}", pick(rng, &ADJECTIVES), pick(rng, &NOUNS));
-            let parent_id = (i % 2 == 0).then(|| rng.random_range(1..id));
+            let parent_id = i.is_multiple_of(2).then(|| rng.random_range(1..id));
             Category {
                 id,
                 name,
