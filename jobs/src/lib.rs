@@ -4,8 +4,10 @@
 
 pub mod check;
 pub mod checksum;
+pub mod events;
 pub mod jdbc;
 pub mod marts;
 pub mod mysql_swap;
 pub mod replicate;
 pub mod spark;
+pub mod stream;

@@ -8,7 +8,10 @@ use common::schema::{self, TABLES};
 use common::{KafkaSettings, MysqlSettings, PostgresSettings, SparkSettings};
 use jobs::check::{self, Service, Targets};
 use jobs::jdbc::JdbcTarget;
-use jobs::{marts, replicate};
+use jobs::{marts, replicate, stream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::signal::unix::SignalKind;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySqlPool, PgPool};
@@ -58,6 +61,30 @@ enum Command {
         /// Rows per JDBC fetch from PostgreSQL
         #[arg(long, env = "REPLICATE_FETCH_SIZE", default_value_t = 10_000)]
         fetch_size: u32,
+    },
+    /// Stream the registration events from Kafka into PostgreSQL `users` with Spark
+    /// Structured Streaming, exactly once; invalid events go to `users_quarantine`.
+    Stream {
+        /// Process what the topic holds since the last checkpoint, then exit
+        /// (what an Airflow run does). Without it: run until SIGTERM.
+        #[arg(long)]
+        available_now: bool,
+        /// Micro-batch interval in continuous mode, in milliseconds
+        #[arg(long, env = "STREAM_TRIGGER_INTERVAL_MS", default_value_t = 1000)]
+        trigger_interval_ms: u64,
+        /// Upper bound of events per micro-batch
+        #[arg(long, env = "STREAM_MAX_OFFSETS_PER_TRIGGER", default_value_t = 200_000)]
+        max_offsets_per_trigger: u64,
+        /// Checkpoint directory as the Spark cluster sees it (default: the Connect
+        /// server's spark.sql.streaming.checkpointLocation / <sink id>)
+        #[arg(long, env = "STREAM_CHECKPOINT_LOCATION")]
+        checkpoint_location: Option<String>,
+        /// Stable name of the stream: query name, progress rows, default checkpoint
+        #[arg(long, env = "STREAM_SINK_ID", default_value = "users_stream")]
+        sink_id: String,
+        /// Where a stream without a checkpoint starts: earliest or latest
+        #[arg(long, env = "STREAM_STARTING_OFFSETS", default_value = "earliest")]
+        starting_offsets: String,
     },
     /// Build the analytical marts in MySQL from the MySQL replicas, through Spark.
     Marts {
@@ -161,6 +188,29 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Stream {
+            available_now,
+            trigger_interval_ms,
+            max_offsets_per_trigger,
+            ref checkpoint_location,
+            ref sink_id,
+            ref starting_offsets,
+        } => {
+            let opts = stream::StreamOptions {
+                bootstrap_servers: cli.kafka.bootstrap_servers.clone(),
+                topic: cli.kafka.topic.clone(),
+                sink_id: sink_id.clone(),
+                available_now,
+                trigger_interval: Duration::from_millis(trigger_interval_ms),
+                max_offsets_per_trigger,
+                checkpoint_location: checkpoint_location.clone(),
+                starting_offsets: starting_offsets.clone(),
+            };
+            opts.validate()?;
+            let sink = JdbcTarget::postgres(&cli.postgres)?;
+            let pg_pool = pg_pool(&cli.postgres).await?;
+            run_stream(&cli.spark.remote, &sink, &pg_pool, &opts).await
+        }
         Command::Marts {
             ref marts,
             batch_size,
@@ -191,6 +241,68 @@ async fn run(cli: Cli) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             Ok(())
+        }
+    }
+}
+
+/// Runs the stream. Available-now: one pass, any failure is the exit status (Airflow
+/// retries). Continuous: a lost Spark Connect server or failed query is restarted
+/// from the checkpoint with backoff, until SIGTERM or Ctrl-C.
+async fn run_stream(
+    remote: &str,
+    sink: &JdbcTarget,
+    pg_pool: &PgPool,
+    opts: &stream::StreamOptions,
+) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            tracing::info!("shutdown requested");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let started = Instant::now();
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let attempt = async {
+            let spark = stream::connect(remote, opts).await?;
+            let query = stream::start(&spark, sink, opts).await?;
+            stream::follow(&query, pg_pool, opts, || stop.load(Ordering::SeqCst)).await
+        }
+        .await;
+        match attempt {
+            Ok(t) => {
+                println!(
+                    "streamed {} batch(es): {} users written, {} events quarantined in {:.1}s",
+                    t.batches,
+                    t.valid,
+                    t.quarantined,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            Err(e) if opts.available_now || stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    "stream interrupted: {}; restarting from the checkpoint in {}s",
+                    one_line(&format!("{e:#}")),
+                    backoff.as_secs()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
         }
     }
 }

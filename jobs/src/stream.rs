@@ -1,0 +1,253 @@
+//! `jobs stream`: the registration events of the Kafka topic into PostgreSQL
+//! `users`, by Spark Structured Streaming. Parsing and validation happen in Spark
+//! SQL (see `events`); the `pg-exactly-once` sink plugin on the cluster writes each
+//! micro-batch exactly once and sends invalid events to `users_quarantine`.
+//!
+//! The job uses a Spark Connect session id derived from the sink id, so a restarted
+//! job (after a crash or kill -9) finds the query its predecessor left running on
+//! the server, stops it, and starts again from the checkpoint.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use common::settings::check_identifier;
+use spark_connect_rs::SparkSession;
+use spark_connect_rs::streaming::{OutputMode, StreamingQuery, Trigger};
+use sqlx::PgPool;
+
+use crate::events;
+use crate::jdbc::JdbcTarget;
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    /// Names the query (Spark UI), its progress rows and its default checkpoint.
+    pub sink_id: String,
+    pub available_now: bool,
+    pub trigger_interval: Duration,
+    pub max_offsets_per_trigger: u64,
+    /// Where Spark keeps the offsets; default: the server's
+    /// `spark.sql.streaming.checkpointLocation` + the query name.
+    pub checkpoint_location: Option<String>,
+    pub starting_offsets: String,
+}
+
+impl StreamOptions {
+    pub fn validate(&self) -> Result<()> {
+        check_identifier("--sink-id", &self.sink_id.replace('-', "_"))?;
+        if !matches!(self.starting_offsets.as_str(), "earliest" | "latest") {
+            bail!("--starting-offsets must be earliest or latest");
+        }
+        if self.trigger_interval.is_zero() {
+            bail!("--trigger-interval must be positive");
+        }
+        if self.max_offsets_per_trigger == 0 {
+            bail!("--max-offsets-per-trigger must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn query_name(&self) -> String {
+        self.sink_id.replace('-', "_")
+    }
+
+    /// A stable Spark Connect session id (UUID v5 of the sink id).
+    pub fn session_id(&self) -> String {
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, self.sink_id.as_bytes()).to_string()
+    }
+}
+
+/// Counts of one committed micro-batch, read from the sink's progress table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub batch_id: i64,
+    pub valid: i64,
+    pub quarantined: i64,
+}
+
+pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
+    let base = remote.trim_end_matches('/');
+    let sep = if base.contains("/;") { ";" } else { "/;" };
+    let url = format!(
+        "{base}{sep}user_id=jobs-stream;session_id={}",
+        opts.session_id()
+    );
+    spark_connect_rs::SparkSessionBuilder::remote(&url)
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to Spark Connect at {remote}"))
+}
+
+/// Stops a query of ours that a previous run of the job left active on the server.
+async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
+    for q in spark.streams().active().await.context("cannot list active queries")? {
+        if q.name().as_deref() == Some(name) {
+            tracing::warn!(query = name, id = %q.id(), "stopping the query a previous run left active");
+            q.stop().await.context("cannot stop the leftover query")?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn start(
+    spark: &SparkSession,
+    sink: &JdbcTarget,
+    opts: &StreamOptions,
+) -> Result<StreamingQuery> {
+    let name = opts.query_name();
+    stop_leftover(spark, &name).await?;
+    let source = spark
+        .read_stream()
+        .format("kafka")
+        .option("kafka.bootstrap.servers", &opts.bootstrap_servers)
+        .option("subscribe", &opts.topic)
+        .option("startingOffsets", &opts.starting_offsets)
+        .option(
+            "maxOffsetsPerTrigger",
+            &opts.max_offsets_per_trigger.to_string(),
+        )
+        // Offsets that retention removed before we read them are reported in the
+        // driver log rather than stopping the platform's only ingest path.
+        .option("failOnDataLoss", "false")
+        .load(None)?;
+    // Map-only transformations: a replayed batch has the same rows in the same
+    // partitions, which the sink's exactly-once bookkeeping relies on.
+    let rows = source
+        .select_expr(events::raw_columns())
+        .select_expr(events::parsed_columns())
+        .select_expr(events::sink_columns());
+    let trigger = if opts.available_now {
+        Trigger::AvailableNow(true)
+    } else {
+        Trigger::ProcessingTimeInterval(format!("{} milliseconds", opts.trigger_interval.as_millis()))
+    };
+    let mut writer = rows
+        .write_stream()
+        .format("pg-exactly-once")
+        .output_mode(OutputMode::Append)
+        .query_name(&name)
+        .trigger(trigger)
+        .option("url", &sink.url)
+        .option("user", &sink.user)
+        .option("password", sink.password.expose())
+        .option("sinkId", &opts.sink_id);
+    if let Some(dir) = &opts.checkpoint_location {
+        writer = writer.option("checkpointLocation", dir);
+    }
+    let query = writer
+        .start(None)
+        .await
+        .context("Spark could not start the streaming query")?;
+    tracing::info!(query = %name, id = %query.id(), topic = %opts.topic, "streaming query started");
+    Ok(query)
+}
+
+/// Batches committed by the sink after `after`, oldest first.
+pub async fn committed_batches(pool: &PgPool, sink_id: &str, after: i64) -> Result<Vec<BatchCounts>> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT batch_id, sum(rows_written)::bigint, sum(rows_quarantined)::bigint \
+         FROM stream_sink_progress WHERE sink_id = $1 AND batch_id > $2 \
+         GROUP BY batch_id ORDER BY batch_id",
+    )
+    .bind(sink_id)
+    .bind(after)
+    .fetch_all(pool)
+    .await
+    .context("cannot read the sink's progress table")?;
+    Ok(rows
+        .into_iter()
+        .map(|(batch_id, valid, quarantined)| BatchCounts {
+            batch_id,
+            valid,
+            quarantined,
+        })
+        .collect())
+}
+
+/// The latest batch id committed by the sink (-1 when none).
+pub async fn last_committed(pool: &PgPool, sink_id: &str) -> Result<i64> {
+    let (id,): (Option<i64>,) =
+        sqlx::query_as("SELECT max(batch_id) FROM stream_sink_progress WHERE sink_id = $1")
+            .bind(sink_id)
+            .fetch_one(pool)
+            .await
+            .context("cannot read the sink's progress table")?;
+    Ok(id.unwrap_or(-1))
+}
+
+/// Duration of a batch from Spark's progress, when the latest progress is that batch.
+async fn batch_duration_ms(query: &StreamingQuery, batch_id: i64) -> Option<i64> {
+    // The client panics on an empty progress list, so it is only asked after the
+    // sink has committed a batch, and in a task so a panic cannot take the job down.
+    let q = query.clone();
+    let progress = tokio::spawn(async move { q.last_progress().await })
+        .await
+        .ok()?
+        .ok()?;
+    (progress.get("batchId")?.as_i64()? == batch_id)
+        .then(|| progress.pointer("/durationMs/triggerExecution")?.as_i64())
+        .flatten()
+}
+
+pub struct Totals {
+    pub batches: u64,
+    pub valid: i64,
+    pub quarantined: i64,
+}
+
+/// Follows the query until it terminates (available-now) or `stop` fires
+/// (continuous), logging each committed batch. Returns the totals seen.
+pub async fn follow(
+    query: &StreamingQuery,
+    pool: &PgPool,
+    opts: &StreamOptions,
+    mut stop: impl FnMut() -> bool,
+) -> Result<Totals> {
+    let mut last = last_committed(pool, &opts.sink_id).await?;
+    let mut totals = Totals {
+        batches: 0,
+        valid: 0,
+        quarantined: 0,
+    };
+    let poll = if opts.available_now {
+        Duration::from_millis(500)
+    } else {
+        opts.trigger_interval.min(Duration::from_secs(1))
+    };
+    loop {
+        let terminated = query
+            .await_termination(Some(poll.as_millis() as i64))
+            .await
+            .context("the streaming query failed")?;
+        for b in committed_batches(pool, &opts.sink_id, last).await? {
+            let duration = batch_duration_ms(query, b.batch_id).await;
+            tracing::info!(
+                batch = b.batch_id,
+                input_rows = b.valid + b.quarantined,
+                valid_rows = b.valid,
+                quarantined_rows = b.quarantined,
+                duration_ms = duration.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                "batch committed"
+            );
+            totals.batches += 1;
+            totals.valid += b.valid;
+            totals.quarantined += b.quarantined;
+            last = b.batch_id;
+        }
+        if terminated {
+            return Ok(totals);
+        }
+        if stop() {
+            tracing::info!("stopping the streaming query");
+            query.stop().await.context("cannot stop the streaming query")?;
+            // Log what the last batch committed before the stop.
+            for b in committed_batches(pool, &opts.sink_id, last).await? {
+                totals.batches += 1;
+                totals.valid += b.valid;
+                totals.quarantined += b.quarantined;
+            }
+            return Ok(totals);
+        }
+    }
+}
