@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install Apache Airflow (AIRFLOW_VERSION, default 3.3.2) and the providers the DAGs
-# need (requirements.txt) into a cached virtualenv outside the repository, for the DAG
-# tests and for running Airflow natively. Versions of every dependency are pinned in
+# need (requirements.txt), plus pytest, into a cached virtualenv outside the repository,
+# for the DAG tests and for running Airflow natively (infra/airflow/native.sh). Versions of every dependency are pinned in
 # constraints-<version>.txt (Airflow's own constraint files live on GitHub, which a
 # build machine may not reach). Idempotent: a complete install is reused.
-#   install-venv.sh [extra pip requirement...]     prints the venv's path on stdout
+#   install-venv.sh     prints the venv's path on stdout
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version="${AIRFLOW_VERSION:-3.3.2}"
@@ -14,7 +14,7 @@ constraints="$here/constraints-$version.txt"
 log="$cache/airflow-$version/pip.log"
 
 # A fingerprint of what is asked for: a changed pin reinstalls.
-stamp="$(cat "$here/requirements.txt" "$constraints" 2>/dev/null | sha256sum | cut -c1-16) $*"
+stamp="$(cat "$here/requirements.txt" "$constraints" 2>/dev/null | sha256sum | cut -c1-16)"
 if [ -f "$venv/.installed" ] && [ "$(cat "$venv/.installed")" = "$stamp" ]; then
   echo "$venv"; exit 0
 fi
@@ -35,7 +35,7 @@ mkdir -p "$(dirname "$venv")"
 constraint_args=()
 [ -f "$constraints" ] && constraint_args=(-c "$constraints")
 if ! "$venv/bin/pip" install --disable-pip-version-check -q "${constraint_args[@]}" \
-    "apache-airflow==$version" -r "$here/requirements.txt" "$@" >"$log" 2>&1; then
+    "apache-airflow==$version" -r "$here/requirements.txt" pytest >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "install-venv.sh: pip install failed; see $log" >&2
   exit 1

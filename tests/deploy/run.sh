@@ -29,7 +29,7 @@ set -a; source <(grep -E '^(SPARK_VERSION|SCALA_BINARY_VERSION|POSTGRES_JDBC_VER
 "$dfcheck" infra/docker/Dockerfile SPARK_VERSION="$SPARK_VERSION" \
   SCALA_BINARY_VERSION="$SCALA_BINARY_VERSION" POSTGRES_JDBC_VERSION="$POSTGRES_JDBC_VERSION" \
   MYSQL_CONNECTOR_VERSION="$MYSQL_CONNECTOR_VERSION" AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
-venv="$(infra/airflow/install-venv.sh pytest)"
+venv="$(infra/airflow/install-venv.sh)"
 COMPOSE_BIN="$compose" AIRFLOW_VENV_BIN="$venv/bin" \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning \
   -rs tests/deploy "$@"
