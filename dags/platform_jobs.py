@@ -38,8 +38,8 @@ PASSTHROUGH_ENV = (
     "POSTGRES_SCHEMA",
     "KAFKA_TOPIC",
 )
-# ...and any variable with this prefix (future job settings that are not secrets).
-PASSTHROUGH_PREFIX = "JOBS_"
+# ...and the jobs' own tuning settings (none of them secret), by prefix.
+PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_")
 
 # What the DAGs work on (the `jobs` CLI's names).
 TABLES = ("users", "product_categories", "products", "orders", "order_details")
@@ -133,7 +133,7 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     taken from the connections."""
     base = os.environ if base is None else base
     env = {
-        k: v for k, v in base.items() if k in PASSTHROUGH_ENV or k.startswith(PASSTHROUGH_PREFIX)
+        k: v for k, v in base.items() if k in PASSTHROUGH_ENV or k.startswith(PASSTHROUGH_PREFIXES)
     }
     env.update(connection_env())
     return env

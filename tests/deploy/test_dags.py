@@ -117,12 +117,12 @@ def test_spark_endpoint_from_spark_connect_connection():
 def test_environment_of_the_jobs_process():
     import platform_jobs
 
-    base = {"PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1",
+    base = {"PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://a:secret@h/db",
             "AIRFLOW_CONN_PLATFORM_POSTGRES": "x", "SOMETHING_ELSE": "y"}
     env = platform_jobs.child_env(base)
     assert env == {
-        "PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1",
+        "PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
         "POSTGRES_HOST": "pg.example", "POSTGRES_PORT": "5433", "POSTGRES_DB": "src_db",
         "POSTGRES_SCHEMA": "src_schema", "POSTGRES_USER": "pg_user",
         "POSTGRES_PASSWORD": SECRETS["pg"],
