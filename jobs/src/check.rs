@@ -129,7 +129,10 @@ async fn probe_kafka(kafka: &KafkaSettings) -> Result<String> {
         .context("cannot create Kafka admin client")?;
     let topic = NewTopic::new(HEALTH_TOPIC, 1, TopicReplication::Fixed(1));
     let results = admin
-        .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(timeout)))
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(timeout)),
+        )
         .await
         .with_context(|| format!("cannot reach Kafka at {}", kafka.bootstrap_servers))?;
     for r in results {

@@ -42,7 +42,9 @@ pub fn parsed_columns() -> Vec<String> {
         "try_parse_json(raw) AS doc".into(),
     ];
     for (f, _) in FIELDS {
-        cols.push(format!("try_variant_get(try_parse_json(raw), '$.{f}', 'string') AS {f}"));
+        cols.push(format!(
+            "try_variant_get(try_parse_json(raw), '$.{f}', 'string') AS {f}"
+        ));
         cols.push(format!(
             "schema_of_variant(variant_get(try_parse_json(raw), '$.{f}')) AS {f}__type"
         ));

@@ -74,7 +74,12 @@ pub fn read(
 
 /// Appends a DataFrame to an existing table (never `overwrite`, which would
 /// recreate the table with Spark's generic types and no keys).
-pub async fn append(df: DataFrame, target: &JdbcTarget, table: &str, batch_size: u32) -> Result<()> {
+pub async fn append(
+    df: DataFrame,
+    target: &JdbcTarget,
+    table: &str,
+    batch_size: u32,
+) -> Result<()> {
     df.write()
         .format("jdbc")
         .mode(SaveMode::Append)

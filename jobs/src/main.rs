@@ -9,12 +9,12 @@ use common::{KafkaSettings, MysqlSettings, PostgresSettings, SparkSettings};
 use jobs::check::{self, Service, Targets};
 use jobs::jdbc::JdbcTarget;
 use jobs::{marts, replicate, stream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::signal::unix::SignalKind;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySqlPool, PgPool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::signal::unix::SignalKind;
 
 /// The platform's jobs: each one sends its work to the Spark cluster over Spark
 /// Connect. Settings come from the environment / .env; flags override them.
@@ -73,7 +73,11 @@ enum Command {
         #[arg(long, env = "STREAM_TRIGGER_INTERVAL_MS", default_value_t = 1000)]
         trigger_interval_ms: u64,
         /// Upper bound of events per micro-batch
-        #[arg(long, env = "STREAM_MAX_OFFSETS_PER_TRIGGER", default_value_t = 200_000)]
+        #[arg(
+            long,
+            env = "STREAM_MAX_OFFSETS_PER_TRIGGER",
+            default_value_t = 200_000
+        )]
         max_offsets_per_trigger: u64,
         /// Checkpoint directory as the Spark cluster sees it (default: the Connect
         /// server's spark.sql.streaming.checkpointLocation / <sink id>)
@@ -132,7 +136,11 @@ async fn run(cli: Cli) -> Result<()> {
                 Service::Kafka,
                 Service::SparkConnect,
             ];
-            let services = if services.is_empty() { &all[..] } else { services };
+            let services = if services.is_empty() {
+                &all[..]
+            } else {
+                services
+            };
             let targets = Targets {
                 postgres: &cli.postgres,
                 mysql: &cli.mysql,
@@ -179,7 +187,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let reports = replicate::run(&ctx, &tables).await?;
             for r in &reports {
-                println!("{:<20} {:>9} rows  verified  {:.2}s", r.table, r.rows, r.seconds);
+                println!(
+                    "{:<20} {:>9} rows  verified  {:.2}s",
+                    r.table, r.rows, r.seconds
+                );
             }
             println!(
                 "replicated {} table(s) in {:.2}s",

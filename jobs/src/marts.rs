@@ -75,7 +75,10 @@ pub struct Job<'a> {
 /// Registers the MySQL replicas the marts need as Spark views, then builds the
 /// marts concurrently.
 pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
-    let mut sources: Vec<&str> = marts.iter().flat_map(|m| m.sources.iter().copied()).collect();
+    let mut sources: Vec<&str> = marts
+        .iter()
+        .flat_map(|m| m.sources.iter().copied())
+        .collect();
     sources.sort_unstable();
     sources.dedup();
     for table in sources {
@@ -111,9 +114,11 @@ async fn build_mart(ctx: &Job<'_>, mart: &'static Mart) -> Result<MartReport> {
         jdbc::append(df, ctx.mysql, &staging, ctx.batch_size)
             .await
             .with_context(|| format!("Spark could not write {}", mart.name))?;
-        let (rows,): (i64,) = sqlx::query_as(AssertSqlSafe(format!("SELECT CAST(COUNT(*) AS SIGNED) FROM `{staging}`")))
-            .fetch_one(ctx.mysql_pool)
-            .await?;
+        let (rows,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(COUNT(*) AS SIGNED) FROM `{staging}`"
+        )))
+        .fetch_one(ctx.mysql_pool)
+        .await?;
         mysql_swap::swap_in(ctx.mysql_pool, mart.name).await?;
         Ok(rows)
     }
@@ -146,7 +151,11 @@ mod tests {
         for m in &MARTS {
             for s in m.sources {
                 assert!(common::schema::table(s).is_some(), "{s}");
-                assert!(m.query.contains(&format!("src_{s}")), "{} does not use {s}", m.name);
+                assert!(
+                    m.query.contains(&format!("src_{s}")),
+                    "{} does not use {s}",
+                    m.name
+                );
             }
         }
     }

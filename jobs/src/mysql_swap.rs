@@ -22,9 +22,13 @@ pub async fn prepare_staging(pool: &MySqlPool, table: &str) -> Result<String> {
     conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS `{staging}`")))
         .await
         .with_context(|| format!("cannot drop the leftover staging table {staging}"))?;
-    conn.execute(AssertSqlSafe(format!("CREATE TABLE `{staging}` LIKE `{table}`")))
-        .await
-        .with_context(|| format!("cannot create staging table {staging} (does MySQL table {table} exist?)"))?;
+    conn.execute(AssertSqlSafe(format!(
+        "CREATE TABLE `{staging}` LIKE `{table}`"
+    )))
+    .await
+    .with_context(|| {
+        format!("cannot create staging table {staging} (does MySQL table {table} exist?)")
+    })?;
     Ok(staging)
 }
 
@@ -35,7 +39,9 @@ pub async fn swap_in(pool: &MySqlPool, table: &str) -> Result<()> {
     let mut conn = pool.acquire().await?;
     conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS `{old}`")))
         .await?;
-    conn.execute(AssertSqlSafe(format!("RENAME TABLE `{table}` TO `{old}`, `{staging}` TO `{table}`")))
+    conn.execute(AssertSqlSafe(format!(
+        "RENAME TABLE `{table}` TO `{old}`, `{staging}` TO `{table}`"
+    )))
     .await
     .with_context(|| format!("cannot swap {staging} into {table}"))?;
     conn.execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS `{old}`")))

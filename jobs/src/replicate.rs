@@ -134,15 +134,24 @@ async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableRe
     }
 }
 
-pub async fn postgres_fingerprint(pool: &PgPool, table: &Table, max_key: i64) -> Result<Fingerprint> {
-    let (rows, checksum): (i64, String) = sqlx::query_as(AssertSqlSafe(checksum::postgres_sql(table, max_key)))
-        .fetch_one(pool)
-        .await
-        .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
+pub async fn postgres_fingerprint(
+    pool: &PgPool,
+    table: &Table,
+    max_key: i64,
+) -> Result<Fingerprint> {
+    let (rows, checksum): (i64, String) =
+        sqlx::query_as(AssertSqlSafe(checksum::postgres_sql(table, max_key)))
+            .fetch_one(pool)
+            .await
+            .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
     Ok(Fingerprint { rows, checksum })
 }
 
-pub async fn mysql_fingerprint(pool: &MySqlPool, table: &Table, relation: &str) -> Result<Fingerprint> {
+pub async fn mysql_fingerprint(
+    pool: &MySqlPool,
+    table: &Table,
+    relation: &str,
+) -> Result<Fingerprint> {
     let (rows, checksum): (i64, String) =
         sqlx::query_as(AssertSqlSafe(checksum::mysql_sql_for(table, relation)))
             .fetch_one(pool)

@@ -40,6 +40,9 @@ mod tests {
             session_url("sc://h:1/;token=t", "marts"),
             "sc://h:1/;token=t;user_id=marts"
         );
-        assert_eq!(session_url("sc://h:1/;user_id=me", "x"), "sc://h:1/;user_id=me");
+        assert_eq!(
+            session_url("sc://h:1/;user_id=me", "x"),
+            "sc://h:1/;user_id=me"
+        );
     }
 }

@@ -81,7 +81,12 @@ pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession>
 
 /// Stops a query of ours that a previous run of the job left active on the server.
 async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
-    for q in spark.streams().active().await.context("cannot list active queries")? {
+    for q in spark
+        .streams()
+        .active()
+        .await
+        .context("cannot list active queries")?
+    {
         if q.name().as_deref() == Some(name) {
             tracing::warn!(query = name, id = %q.id(), "stopping the query a previous run left active");
             q.stop().await.context("cannot stop the leftover query")?;
@@ -120,7 +125,10 @@ pub async fn start(
     let trigger = if opts.available_now {
         Trigger::AvailableNow(true)
     } else {
-        Trigger::ProcessingTimeInterval(format!("{} milliseconds", opts.trigger_interval.as_millis()))
+        Trigger::ProcessingTimeInterval(format!(
+            "{} milliseconds",
+            opts.trigger_interval.as_millis()
+        ))
     };
     let mut writer = rows
         .write_stream()
@@ -144,7 +152,11 @@ pub async fn start(
 }
 
 /// Batches committed by the sink after `after`, oldest first.
-pub async fn committed_batches(pool: &PgPool, sink_id: &str, after: i64) -> Result<Vec<BatchCounts>> {
+pub async fn committed_batches(
+    pool: &PgPool,
+    sink_id: &str,
+    after: i64,
+) -> Result<Vec<BatchCounts>> {
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT batch_id, sum(rows_written)::bigint, sum(rows_quarantined)::bigint \
          FROM stream_sink_progress WHERE sink_id = $1 AND batch_id > $2 \
@@ -227,7 +239,9 @@ pub async fn follow(
                 input_rows = b.valid + b.quarantined,
                 valid_rows = b.valid,
                 quarantined_rows = b.quarantined,
-                duration_ms = duration.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                duration_ms = duration
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 "batch committed"
             );
             totals.batches += 1;
@@ -240,7 +254,10 @@ pub async fn follow(
         }
         if stop() {
             tracing::info!("stopping the streaming query");
-            query.stop().await.context("cannot stop the streaming query")?;
+            query
+                .stop()
+                .await
+                .context("cannot stop the streaming query")?;
             // Log what the last batch committed before the stop.
             for b in committed_batches(pool, &opts.sink_id, last).await? {
                 totals.batches += 1;

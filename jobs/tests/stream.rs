@@ -1,0 +1,182 @@
+//! `jobs stream` against the local stack: Kafka → Spark Structured Streaming →
+//! PostgreSQL, exactly once. Each test has its own topic and sink id (hence its own
+//! checkpoint), and e-mails tagged with a unique prefix.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+async fn users_with_tag(pool: &PgPool, tag: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM users WHERE email LIKE $1 || '.%'")
+        .bind(tag)
+        .fetch_one(pool)
+        .await
+        .expect("count users");
+    n
+}
+
+async fn quarantined(pool: &PgPool, topic: &str) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT kafka_offset, reason FROM users_quarantine WHERE kafka_topic = $1 ORDER BY kafka_offset",
+    )
+    .bind(topic)
+    .fetch_all(pool)
+    .await
+    .expect("quarantine")
+}
+
+fn stream_args<'a>(topic: &'a str, sink_id: &'a str) -> Vec<&'a str> {
+    vec!["--kafka-topic", topic, "stream", "--sink-id", sink_id]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn good_events_become_users_bad_ones_are_quarantined_and_a_rerun_adds_nothing() {
+    let pg = support::pg_pool().await;
+    let topic = support::unique("stream_it_mixed");
+    let sink = topic.clone();
+    let tag = support::unique("mixed");
+    support::create_topic(&topic, 1).await;
+    let (good, bad) = (40, 16);
+    let mut events: Vec<String> = (0..good).map(|i| support::good_event(&tag, i)).collect();
+    events.extend((0..bad).map(|i| support::bad_event(&tag, i)));
+    support::produce(&topic, &events).await;
+
+    let mut args = stream_args(&topic, &sink);
+    args.push("--available-now");
+    let out = support::run_ok(&args);
+    assert!(
+        out.contains(&format!("{good} users written, {bad} events quarantined")),
+        "{out}"
+    );
+    assert_eq!(users_with_tag(&pg, &tag).await, good as i64);
+    let q = quarantined(&pg, &topic).await;
+    assert_eq!(q.len(), bad);
+    let reasons: Vec<&str> = q.iter().map(|(_, r)| r.as_str()).collect();
+    for expected in [
+        "malformed JSON",
+        "missing field email",
+        "malformed e-mail",
+        "unknown loyalty status",
+        "first_name longer than 50 characters",
+        "phone must be a string, not bigint",
+        "registration_date is not an ISO 8601 timestamp",
+        "registration_date lies in the future",
+    ] {
+        assert!(
+            reasons.contains(&expected),
+            "no {expected:?} in {reasons:?}"
+        );
+    }
+    // The quarantine keeps the raw payload with its Kafka coordinates.
+    let (raw,): (String,) = sqlx::query_as(
+        "SELECT raw_payload FROM users_quarantine WHERE kafka_topic = $1 AND kafka_offset = $2",
+    )
+    .bind(&topic)
+    .bind(good as i64)
+    .fetch_one(&pg)
+    .await
+    .expect("raw");
+    assert_eq!(raw, events[good]);
+
+    // Nothing new in the topic: a second run adds nothing.
+    let out = support::run_ok(&args);
+    assert!(
+        out.contains("0 users written, 0 events quarantined"),
+        "{out}"
+    );
+    assert_eq!(users_with_tag(&pg, &tag).await, good as i64);
+    assert_eq!(quarantined(&pg, &topic).await.len(), bad);
+    support::delete_topic(&topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
+    let pg = support::pg_pool().await;
+    let topic = support::unique("stream_it_kill");
+    let sink = topic.clone();
+    let tag = support::unique("kill");
+    support::create_topic(&topic, 1).await;
+    let total = 60_000;
+    let events: Vec<String> = (0..total)
+        .map(|i| {
+            if i % 100 == 7 {
+                support::bad_event(&tag, i)
+            } else {
+                support::good_event(&tag, i)
+            }
+        })
+        .collect();
+    let bad = events.iter().filter(|e| !e.contains("\"Test\"")).count();
+    support::produce(&topic, &events).await;
+
+    // Small batches so that the kill lands between and inside them.
+    let mut args = stream_args(&topic, &sink);
+    args.extend(["--max-offsets-per-trigger", "5000"]);
+    let mut child = support::jobs(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stream");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while users_with_tag(&pg, &tag).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream wrote nothing in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().expect("kill -9"); // SIGKILL: no clean shutdown
+    child.wait().expect("reap");
+    let partial = users_with_tag(&pg, &tag).await;
+
+    // The restarted job stops the query its predecessor left on the server and
+    // resumes from the checkpoint.
+    args.push("--available-now");
+    support::run_ok(&args);
+    let written = users_with_tag(&pg, &tag).await;
+    assert!(
+        partial < (total - bad) as i64,
+        "the kill came after the backlog was done"
+    );
+    assert_eq!(written, (total - bad) as i64, "users lost or duplicated");
+    assert_eq!(
+        quarantined(&pg, &topic).await.len(),
+        bad,
+        "quarantine lost or duplicated"
+    );
+    support::delete_topic(&topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn continuous_mode_stops_cleanly_on_sigterm() {
+    let pg = support::pg_pool().await;
+    let topic = support::unique("stream_it_term");
+    let sink = topic.clone();
+    let tag = support::unique("term");
+    support::create_topic(&topic, 1).await;
+    let child = support::jobs(&stream_args(&topic, &sink))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stream");
+    let events: Vec<String> = (0..25).map(|i| support::good_event(&tag, i)).collect();
+    support::produce(&topic, &events).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while users_with_tag(&pg, &tag).await < 25 {
+        assert!(Instant::now() < deadline, "events not streamed in 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("25 users written"));
+    support::delete_topic(&topic).await;
+}

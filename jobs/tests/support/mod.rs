@@ -1,0 +1,189 @@
+//! Helpers for the integration tests: they run against the local stack (`make up`).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{KafkaSettings, MysqlSettings, PostgresSettings};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::mysql::MySqlPoolOptions;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{MySqlPool, PgPool};
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The binary under test, run from the workspace root so it reads the real `.env`.
+pub fn jobs(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobs"));
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `jobs`, returning its output with stdout and stderr as text.
+pub fn run(args: &[&str]) -> (Output, String, String) {
+    let out = jobs(args).output().expect("run jobs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+pub fn run_ok(args: &[&str]) -> String {
+    let (out, stdout, stderr) = run(args);
+    assert!(
+        out.status.success(),
+        "jobs {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+pub fn postgres() -> PostgresSettings {
+    common::load_dotenv();
+    PostgresSettings {
+        host: var("POSTGRES_HOST"),
+        port: var("POSTGRES_PORT").parse().expect("POSTGRES_PORT"),
+        database: var("POSTGRES_DB"),
+        schema: var("POSTGRES_SCHEMA"),
+        user: var("POSTGRES_USER"),
+    }
+}
+
+pub fn mysql() -> MysqlSettings {
+    common::load_dotenv();
+    MysqlSettings {
+        host: var("MYSQL_HOST"),
+        port: var("MYSQL_PORT").parse().expect("MYSQL_PORT"),
+        database: var("MYSQL_DB"),
+        user: var("MYSQL_USER"),
+    }
+}
+
+pub fn kafka() -> KafkaSettings {
+    common::load_dotenv();
+    KafkaSettings {
+        bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS"),
+        topic: var("KAFKA_TOPIC"),
+    }
+}
+
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (.env)"))
+}
+
+pub async fn pg_pool() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(postgres().connect_options().expect("settings"))
+        .await
+        .expect("connect to the local stack's PostgreSQL")
+}
+
+pub async fn mysql_pool() -> MySqlPool {
+    MySqlPoolOptions::new()
+        .max_connections(4)
+        .connect_with(mysql().connect_options().expect("settings"))
+        .await
+        .expect("connect to the local stack's MySQL")
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+pub async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = kafka()
+        .client_config(Duration::from_secs(10))
+        .create()
+        .expect("admin client");
+    let res = admin
+        .create_topics(
+            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    for r in res {
+        r.expect("topic created");
+    }
+}
+
+pub async fn delete_topic(name: &str) {
+    let admin: AdminClient<DefaultClientContext> = kafka()
+        .client_config(Duration::from_secs(10))
+        .create()
+        .expect("admin client");
+    let _ = admin.delete_topics(&[name], &AdminOptions::new()).await;
+}
+
+/// Produces the payloads in order, waiting for every delivery.
+pub async fn produce(topic: &str, payloads: &[String]) {
+    let producer: FutureProducer = kafka()
+        .client_config(Duration::from_secs(30))
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let sends = payloads.iter().map(|p| {
+        producer.send(
+            FutureRecord::<(), _>::to(topic).payload(p.as_str()),
+            Duration::from_secs(30),
+        )
+    });
+    for r in futures::future::join_all(sends).await {
+        r.map_err(|(e, _)| e).expect("delivered");
+    }
+}
+
+/// A valid registration event with a unique e-mail under `tag`.
+pub fn good_event(tag: &str, i: usize) -> String {
+    let loyalty = ["Gold", "Silver", "Bronze"][i % 3];
+    serde_json::json!({
+        "first_name": "Test",
+        "last_name": format!("User{i}"),
+        "email": format!("{tag}.{i}@example.com"),
+        "phone": "+1-555-0100",
+        "registration_date": "2025-03-01T12:00:00Z",
+        "loyalty_status": loyalty,
+    })
+    .to_string()
+}
+
+/// One malformed event of each kind the stream must quarantine, cycling by `i`.
+pub fn bad_event(tag: &str, i: usize) -> String {
+    let mut doc = serde_json::json!({
+        "first_name": "Bad",
+        "last_name": format!("Event{i}"),
+        "email": format!("{tag}.bad{i}@example.com"),
+        "phone": "+1-555-0199",
+        "registration_date": "2025-03-01T12:00:00Z",
+        "loyalty_status": "Gold",
+    });
+    match i % 8 {
+        0 => return format!("{{\"first_name\": \"broken {i}\""),
+        1 => {
+            doc.as_object_mut().expect("object").remove("email");
+        }
+        2 => doc["email"] = "not-an-email".into(),
+        3 => doc["loyalty_status"] = "Platinum".into(),
+        4 => doc["first_name"] = "x".repeat(51).into(),
+        5 => doc["phone"] = serde_json::json!(5550100),
+        6 => doc["registration_date"] = "yesterday".into(),
+        _ => doc["registration_date"] = "2999-01-01T00:00:00Z".into(),
+    }
+    doc.to_string()
+}
