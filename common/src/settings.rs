@@ -45,13 +45,28 @@ pub fn check_identifier(name: &'static str, value: &str) -> Result<(), SettingsE
 #[derive(Debug, Clone, Args)]
 pub struct PostgresSettings {
     /// PostgreSQL host
-    #[arg(id = "pg-host", long = "pg-host", env = "POSTGRES_HOST", default_value = "localhost")]
+    #[arg(
+        id = "pg-host",
+        long = "pg-host",
+        env = "POSTGRES_HOST",
+        default_value = "localhost"
+    )]
     pub host: String,
     /// PostgreSQL port
-    #[arg(id = "pg-port", long = "pg-port", env = "POSTGRES_PORT", default_value_t = 5432)]
+    #[arg(
+        id = "pg-port",
+        long = "pg-port",
+        env = "POSTGRES_PORT",
+        default_value_t = 5432
+    )]
     pub port: u16,
     /// PostgreSQL database
-    #[arg(id = "pg-db", long = "pg-db", env = "POSTGRES_DB", default_value = "postgres_finals_db")]
+    #[arg(
+        id = "pg-db",
+        long = "pg-db",
+        env = "POSTGRES_DB",
+        default_value = "postgres_finals_db"
+    )]
     pub database: String,
     /// PostgreSQL schema holding the platform's tables
     #[arg(
@@ -62,7 +77,12 @@ pub struct PostgresSettings {
     )]
     pub schema: String,
     /// PostgreSQL user (the password comes from POSTGRES_PASSWORD)
-    #[arg(id = "pg-user", long = "pg-user", env = "POSTGRES_USER", default_value = "finals_user")]
+    #[arg(
+        id = "pg-user",
+        long = "pg-user",
+        env = "POSTGRES_USER",
+        default_value = "finals_user"
+    )]
     pub user: String,
 }
 
@@ -109,16 +129,36 @@ impl PostgresSettings {
 #[derive(Debug, Clone, Args)]
 pub struct MysqlSettings {
     /// MySQL host
-    #[arg(id = "mysql-host", long = "mysql-host", env = "MYSQL_HOST", default_value = "localhost")]
+    #[arg(
+        id = "mysql-host",
+        long = "mysql-host",
+        env = "MYSQL_HOST",
+        default_value = "localhost"
+    )]
     pub host: String,
     /// MySQL port
-    #[arg(id = "mysql-port", long = "mysql-port", env = "MYSQL_PORT", default_value_t = 3306)]
+    #[arg(
+        id = "mysql-port",
+        long = "mysql-port",
+        env = "MYSQL_PORT",
+        default_value_t = 3306
+    )]
     pub port: u16,
     /// MySQL database
-    #[arg(id = "mysql-db", long = "mysql-db", env = "MYSQL_DB", default_value = "mysql_finals_db")]
+    #[arg(
+        id = "mysql-db",
+        long = "mysql-db",
+        env = "MYSQL_DB",
+        default_value = "mysql_finals_db"
+    )]
     pub database: String,
     /// MySQL user (the password comes from MYSQL_PASSWORD)
-    #[arg(id = "mysql-user", long = "mysql-user", env = "MYSQL_USER", default_value = "finals_user")]
+    #[arg(
+        id = "mysql-user",
+        long = "mysql-user",
+        env = "MYSQL_USER",
+        default_value = "finals_user"
+    )]
     pub user: String,
 }
 
@@ -169,7 +209,12 @@ pub struct KafkaSettings {
     )]
     pub bootstrap_servers: String,
     /// Topic of the user registration events
-    #[arg(id = "kafka-topic", long = "kafka-topic", env = "KAFKA_TOPIC", default_value = "new_user_events")]
+    #[arg(
+        id = "kafka-topic",
+        long = "kafka-topic",
+        env = "KAFKA_TOPIC",
+        default_value = "new_user_events"
+    )]
     pub topic: String,
 }
 
@@ -188,7 +233,12 @@ impl KafkaSettings {
 #[derive(Debug, Clone, Args)]
 pub struct SparkSettings {
     /// Spark Connect endpoint
-    #[arg(id = "spark-remote", long = "spark-remote", env = "SPARK_REMOTE", default_value = "sc://localhost:15002")]
+    #[arg(
+        id = "spark-remote",
+        long = "spark-remote",
+        env = "SPARK_REMOTE",
+        default_value = "sc://localhost:15002"
+    )]
     pub remote: String,
 }
 
@@ -200,7 +250,15 @@ mod tests {
     fn identifiers_are_checked() {
         assert!(check_identifier("X", "postgres_finals_schema").is_ok());
         assert!(check_identifier("X", "_a1").is_ok());
-        for bad in ["", "1abc", "a-b", "a;drop table users", "a b", "\"a\"", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a;drop table users",
+            "a b",
+            "\"a\"",
+            &"a".repeat(65),
+        ] {
             assert!(check_identifier("X", bad).is_err(), "{bad:?} accepted");
         }
     }
