@@ -15,20 +15,21 @@ if command -v docker-compose >/dev/null && docker-compose version 2>/dev/null | 
   command -v docker-compose; exit 0
 fi
 
-command -v go >/dev/null || { echo "install-compose.sh: needs Go (https://go.dev/dl or apt-get install golang-go) to build Docker Compose $version" >&2; exit 1; }
+go="$("$(dirname "${BASH_SOURCE[0]}")/ensure-go.sh")"
+export GOTOOLCHAIN=local
 echo "building Docker Compose $version from the Go module proxy into $bin (a few minutes, once)" >&2
 work="$(mktemp -d)"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-export GOPATH="${GOPATH:-$(go env GOPATH)}" GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOPATH="${GOPATH:-$("$go" env GOPATH)}" GOFLAGS=-mod=mod CGO_ENABLED=0
 # The module's go.mod has exclude directives, so `go install pkg@version` refuses it:
 # download the module and build it as the main module instead.
-dir="$(cd "$work" && go mod download -json "github.com/docker/compose/v2@$version" |
+dir="$(cd "$work" && "$go" mod download -json "github.com/docker/compose/v2@$version" |
   sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 [ -d "$dir" ] || { echo "install-compose.sh: could not download github.com/docker/compose/v2@$version" >&2; exit 1; }
 cp -r "$dir" "$work/src"
 chmod -R u+w "$work/src"
 mkdir -p "$(dirname "$bin")"
-(cd "$work/src" && go build -trimpath \
+(cd "$work/src" && "$go" build -trimpath \
   -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$version" \
   -o "$bin.tmp" ./cmd) >&2
 mv "$bin.tmp" "$bin"

@@ -23,7 +23,8 @@ src=tests/deploy/dockerfile-check
 dfcheck="$cache/dockerfile-check/$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-16)"
 if [ ! -x "$dfcheck" ]; then
   echo "building $src (BuildKit's Dockerfile frontend) into $dfcheck" >&2
-  (cd "$src" && CGO_ENABLED=0 go build -o "$dfcheck" .)
+  go="$(tests/deploy/ensure-go.sh)"
+  (cd "$src" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go" build -o "$dfcheck" .)
 fi
 set -a; source <(grep -E '^(SPARK_VERSION|SCALA_BINARY_VERSION|POSTGRES_JDBC_VERSION|MYSQL_CONNECTOR_VERSION|AIRFLOW_VERSION)=' .env); set +a
 "$dfcheck" infra/docker/Dockerfile SPARK_VERSION="$SPARK_VERSION" \
