@@ -4,8 +4,10 @@ ends up in any task's arguments, serialized form or logged command line."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -19,8 +21,10 @@ DAGS = ROOT / "dags"
 # Connections exactly as the deployment provisions them (AIRFLOW_CONN_*), with
 # recognisable passwords. Set before Airflow is imported.
 SECRETS = {"pg": "pg-Secret-4242", "my": "my-Secret-4343", "token": "spark-Token-4444"}
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-dag-test-")
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
-    AIRFLOW_HOME=tempfile.mkdtemp(prefix="airflow-dag-test-"),
+    AIRFLOW_HOME=AIRFLOW_HOME,
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
     AIRFLOW__CORE__UNIT_TEST_MODE="True",
