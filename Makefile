@@ -29,11 +29,18 @@ status:
 	@$(STACK) status
 
 demo: up
-	@echo "The local stack is up; see 'make status' for every service and port."
 # Data generators: the default data set (a no-op when it is there already), then a
 # burst of registration events, 10% of them malformed for the stream's quarantine.
 	$(CARGO) run $(PROFILE) --locked -q -p datagen -- pg
 	$(CARGO) run $(PROFILE) --locked -q -p datagen -- kafka --count 100 --rate 20 --bad-ratio 0.1
+# The platform's jobs, each done by the Spark cluster over Spark Connect.
+	target/release/jobs replicate
+	target/release/jobs marts
+	target/release/jobs stream --available-now
+	@echo
+	@target/release/jobs summary
+	@echo
+	@echo "Spark master UI http://localhost:$${SPARK_MASTER_WEBUI_PORT:-8081}, application UI http://localhost:$${SPARK_UI_PORT:-4040}; 'make status' lists every service."
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -44,11 +51,14 @@ clippy: install
 unit-tests: build
 	$(CARGO) test $(PROFILE) --locked --workspace --lib --bins
 
-# Integration tests talk to the real services of the local stack.
+# Integration tests talk to the real services of the local stack; the pipeline tests
+# need the default data set, which `datagen pg` makes (a no-op when it is there).
 integration-tests: up
+	target/release/datagen pg
 	$(CARGO) test $(PROFILE) --locked --workspace --test '*' -- --test-threads=1
+	cd infra/spark/sink && mvn -B -q -Dstyle.color=never test
 
-test: fmt-check clippy unit-tests integration-tests
+test: fmt-check clippy unit-tests integration-tests deploy-check
 
 # The docker deployment and the DAGs, checked without a Docker engine: compose file
 # validated by Docker Compose v2, DAG tests under Airflow 3, and each DAG run end to

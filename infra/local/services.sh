@@ -176,7 +176,15 @@ start_spark_worker() {
 }
 
 start_spark_connect() {
-  if running spark-connect SparkConnectServer; then log "spark-connect already running"; return 0; fi
+  # The streaming sink plugin must be on the classpath before the server starts.
+  local built
+  built="$("$ROOT/infra/spark/sink/build.sh" "$SINK_JAR_DIR" 2>>"$LOGS/sink-build.log")" ||
+    die "building the Spark sink plugin failed; see $LOGS/sink-build.log"
+  if running spark-connect SparkConnectServer; then
+    if [ -z "$built" ]; then log "spark-connect already running"; return 0; fi
+    log "the sink plugin changed; restarting spark-connect to load it"
+    stop_pid spark-connect SparkConnectServer
+  fi
   port_free_or_die spark-connect "$SPARK_CONNECT_PORT"
   local cp="$SPARK_EXTRA_JARS/*:$SINK_JAR_DIR/*"
   # Spark 4's launcher leaves the Connect jar off the executors' classpath, but the

@@ -11,3 +11,4 @@ pub mod mysql_swap;
 pub mod replicate;
 pub mod spark;
 pub mod stream;
+pub mod summary;

@@ -90,6 +90,8 @@ enum Command {
         #[arg(long, env = "STREAM_STARTING_OFFSETS", default_value = "earliest")]
         starting_offsets: String,
     },
+    /// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantine.
+    Summary,
     /// Build the analytical marts in MySQL from the MySQL replicas, through Spark.
     Marts {
         /// Only these marts (default: all three)
@@ -197,6 +199,12 @@ async fn run(cli: Cli) -> Result<()> {
                 reports.len(),
                 started.elapsed().as_secs_f64()
             );
+            Ok(())
+        }
+        Command::Summary => {
+            let pg = pg_pool(&cli.postgres).await?;
+            let my = mysql_pool(&cli.mysql).await?;
+            println!("{}", jobs::summary::collect(&pg, &my).await?);
             Ok(())
         }
         Command::Stream {

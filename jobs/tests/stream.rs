@@ -28,6 +28,26 @@ async fn quarantined(pool: &PgPool, topic: &str) -> Vec<(i64, String)> {
     .expect("quarantine")
 }
 
+/// Removes what a test streamed, so runs do not pile up rows in the shared tables.
+async fn clean_up(pool: &PgPool, topic: &str, tag: &str) {
+    sqlx::query("DELETE FROM users WHERE email LIKE $1 || '.%'")
+        .bind(tag)
+        .execute(pool)
+        .await
+        .expect("delete users");
+    sqlx::query("DELETE FROM users_quarantine WHERE kafka_topic = $1")
+        .bind(topic)
+        .execute(pool)
+        .await
+        .expect("delete quarantine");
+    sqlx::query("DELETE FROM stream_sink_progress WHERE sink_id = $1")
+        .bind(topic)
+        .execute(pool)
+        .await
+        .expect("delete progress");
+    support::delete_topic(topic).await;
+}
+
 fn stream_args<'a>(topic: &'a str, sink_id: &'a str) -> Vec<&'a str> {
     vec!["--kafka-topic", topic, "stream", "--sink-id", sink_id]
 }
@@ -89,7 +109,7 @@ async fn good_events_become_users_bad_ones_are_quarantined_and_a_rerun_adds_noth
     );
     assert_eq!(users_with_tag(&pg, &tag).await, good as i64);
     assert_eq!(quarantined(&pg, &topic).await.len(), bad);
-    support::delete_topic(&topic).await;
+    clean_up(&pg, &topic, &tag).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,5 +198,5 @@ async fn continuous_mode_stops_cleanly_on_sigterm() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "exit status {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stdout).contains("25 users written"));
-    support::delete_topic(&topic).await;
+    clean_up(&pg, &topic, &tag).await;
 }
