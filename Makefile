@@ -6,12 +6,14 @@ CARGO ?= cargo
 # One profile for everything (binaries, tests, demo) so dependencies compile once.
 PROFILE := --release
 
-.PHONY: help install build up down status demo test fmt-check clippy unit-tests integration-tests
+# (up-airflow: see below)
+.PHONY: help install build up up-airflow down status demo test fmt-check clippy unit-tests integration-tests
 
 help:
 	@echo "make demo    run the platform on the local stack"
 	@echo "make test    everything CI checks: fmt, clippy, unit and integration tests"
 	@echo "make up | down | status    the local stack (infra/local)"
+	@echo "make up-airflow            the local stack plus Airflow on :8080"
 
 install:
 	@$(STACK) install
@@ -22,11 +24,18 @@ build: install
 up: build
 	@$(STACK) up
 
+# The local stack plus Airflow (API server/UI on AIRFLOW_PORT, scheduler, DAG processor),
+# which then runs the DAGs against the local stack as the docker deployment does.
+up-airflow: up
+	@infra/airflow/native.sh up
+
 down:
+	@if [ -x infra/airflow/native.sh ]; then infra/airflow/native.sh down; fi
 	@$(STACK) down
 
 status:
 	@$(STACK) status
+	@infra/airflow/native.sh status 2>/dev/null | tail -n +2 || true
 
 demo: up
 # Data generators: the default data set (a no-op when it is there already), then a
