@@ -31,11 +31,12 @@ pub async fn collect(pg: &PgPool, my: &MySqlPool) -> Result<Summary> {
     }
     let mut marts = Vec::new();
     for m in MARTS {
-        let (rows,): (i64,) =
-            sqlx::query_as(AssertSqlSafe(format!("SELECT CAST(COUNT(*) AS SIGNED) FROM `{m}`")))
-                .fetch_one(my)
-                .await
-                .with_context(|| format!("cannot count MySQL table {m}"))?;
+        let (rows,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(COUNT(*) AS SIGNED) FROM `{m}`"
+        )))
+        .fetch_one(my)
+        .await
+        .with_context(|| format!("cannot count MySQL table {m}"))?;
         marts.push((m, rows));
     }
     let (quarantined,): (i64,) = sqlx::query_as("SELECT count(*) FROM users_quarantine")
