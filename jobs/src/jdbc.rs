@@ -95,3 +95,30 @@ pub async fn append(
         .await?;
     Ok(())
 }
+
+/// Spark's JDBC defaults, for the benchmark baseline only: `overwrite` mode (which
+/// drops and recreates the table with generic types), the default batch size of
+/// 1000, and a MySQL URL without `rewriteBatchedStatements`.
+pub async fn overwrite_with_defaults(
+    df: DataFrame,
+    target: &JdbcTarget,
+    table: &str,
+) -> Result<()> {
+    let url = target
+        .url
+        .split('?')
+        .next()
+        .unwrap_or(&target.url)
+        .to_string()
+        + "?useSSL=false&allowPublicKeyRetrieval=true";
+    df.write()
+        .format("jdbc")
+        .mode(SaveMode::Overwrite)
+        .option("url", &url)
+        .option("user", &target.user)
+        .option("password", target.password.expose())
+        .option("dbtable", table)
+        .save("")
+        .await?;
+    Ok(())
+}

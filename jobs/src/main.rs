@@ -61,6 +61,9 @@ enum Command {
         /// Rows per JDBC fetch from PostgreSQL
         #[arg(long, env = "REPLICATE_FETCH_SIZE", default_value_t = 10_000)]
         fetch_size: u32,
+        /// Benchmark baseline: Spark's default JDBC options into <table>__baseline
+        #[arg(long, hide = true)]
+        baseline: bool,
     },
     /// Stream the registration events from Kafka into PostgreSQL `users` with Spark
     /// Structured Streaming, exactly once; invalid events go to `users_quarantine`.
@@ -100,6 +103,9 @@ enum Command {
         /// Rows per JDBC write batch into MySQL
         #[arg(long, env = "MARTS_BATCH_SIZE", default_value_t = 10_000)]
         batch_size: u32,
+        /// Benchmark baseline: Spark's default JDBC options into <mart>__baseline
+        #[arg(long, hide = true)]
+        baseline: bool,
     },
 }
 
@@ -160,6 +166,7 @@ async fn run(cli: Cli) -> Result<()> {
             partitions,
             batch_size,
             fetch_size,
+            baseline,
         } => {
             let tables: Vec<_> = if tables.is_empty() {
                 TABLES.iter().collect()
@@ -187,6 +194,13 @@ async fn run(cli: Cli) -> Result<()> {
                     fetch_size: fetch_size.max(1),
                 },
             };
+            if baseline {
+                for r in replicate::run_baseline(&ctx, &tables).await? {
+                    println!("{:<20} baseline  {:.2}s", r.table, r.seconds);
+                }
+                println!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
             let reports = replicate::run(&ctx, &tables).await?;
             for r in &reports {
                 println!(
@@ -233,6 +247,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Marts {
             ref marts,
             batch_size,
+            baseline,
         } => {
             let selected: Vec<_> = if marts.is_empty() {
                 marts::MARTS.iter().collect()
@@ -250,6 +265,13 @@ async fn run(cli: Cli) -> Result<()> {
                 batch_size: batch_size.max(1),
                 fetch_size: 10_000,
             };
+            if baseline {
+                for r in marts::run_baseline(&ctx, &selected).await? {
+                    println!("{:<20} baseline  {:.2}s", r.mart, r.seconds);
+                }
+                println!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
             let reports = marts::run(&ctx, &selected).await?;
             for r in &reports {
                 println!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);

@@ -75,6 +75,24 @@ pub struct Job<'a> {
 /// Registers the MySQL replicas the marts need as Spark views, then builds the
 /// marts concurrently.
 pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
+    register_sources(ctx, marts).await?;
+    let results = join_all(marts.iter().map(|m| build_mart(ctx, m))).await;
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for (m, r) in marts.iter().zip(results) {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => failures.push(format!("{}: {e:#}", m.name)),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("building marts failed for {}", failures.join("; "));
+    }
+    Ok(reports)
+}
+
+/// Registers the MySQL replicas the marts read as Spark views `src_<table>`.
+async fn register_sources(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<()> {
     let mut sources: Vec<&str> = marts
         .iter()
         .flat_map(|m| m.sources.iter().copied())
@@ -87,17 +105,25 @@ pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRepor
             .await
             .with_context(|| format!("cannot read MySQL table {table}"))?;
     }
-    let results = join_all(marts.iter().map(|m| build_mart(ctx, m))).await;
+    Ok(())
+}
+
+/// The benchmark baseline: each mart in turn, Spark's default write options,
+/// `overwrite` into `<mart>__baseline`.
+pub async fn run_baseline(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
+    register_sources(ctx, marts).await?;
     let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for (m, r) in marts.iter().zip(results) {
-        match r {
-            Ok(rep) => reports.push(rep),
-            Err(e) => failures.push(format!("{}: {e:#}", m.name)),
-        }
-    }
-    if !failures.is_empty() {
-        bail!("building marts failed for {}", failures.join("; "));
+    for m in marts {
+        let started = Instant::now();
+        let df = ctx.spark.sql(m.query).await?;
+        jdbc::overwrite_with_defaults(df, ctx.mysql, &format!("{}__baseline", m.name))
+            .await
+            .with_context(|| format!("baseline build of {}", m.name))?;
+        reports.push(MartReport {
+            mart: m.name,
+            rows: -1,
+            seconds: started.elapsed().as_secs_f64(),
+        });
     }
     Ok(reports)
 }

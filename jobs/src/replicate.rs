@@ -159,3 +159,23 @@ pub async fn mysql_fingerprint(
             .with_context(|| format!("cannot checksum MySQL table {relation}"))?;
     Ok(Fingerprint { rows, checksum })
 }
+
+/// The benchmark baseline: each table in turn, one JDBC partition, Spark's default
+/// write options, `overwrite` into `<table>__baseline`, no verification.
+pub async fn run_baseline(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
+    let mut reports = Vec::new();
+    for t in tables {
+        let started = Instant::now();
+        let df = jdbc::read(ctx.spark, ctx.source, t.name, None, 1000)?;
+        jdbc::overwrite_with_defaults(df, ctx.sink, &format!("{}__baseline", t.name))
+            .await
+            .with_context(|| format!("baseline copy of {}", t.name))?;
+        reports.push(TableReport {
+            table: t.name,
+            rows: -1,
+            checksum: String::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(reports)
+}
