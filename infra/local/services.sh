@@ -270,18 +270,37 @@ SERVICES=(
   "spark app UI|$SPARK_UI_PORT|spark-connect|SparkConnectServer"
 )
 
+# Resident memory (MiB) of a process and all its descendants (a worker's executors,
+# PostgreSQL's backends).
+tree_rss_mib() {
+  ps -eo pid=,ppid=,rss= | awk -v root="$1" '
+    { ppid[$1] = $2; rss[$1] = $3 }
+    END {
+      for (p in rss) {
+        q = p
+        while (q != "" && q != 0 && q != root) q = ppid[q]
+        if (q == root) total += rss[p]
+      }
+      printf "%d", total / 1024
+    }'
+}
+
 stack_status() {
-  local entry name port pidname marker state
-  printf '%-20s %-6s %-8s %s\n' SERVICE PORT PID STATE
+  local entry name port pidname marker state pid mem total=0 seen=" "
+  printf '%-20s %-6s %-8s %-8s %s\n' SERVICE PORT PID RSS STATE
   for entry in "${SERVICES[@]}"; do
     IFS='|' read -r name port pidname marker <<<"$entry"
     if running "$pidname" "$marker"; then
       if port_open "$port"; then state=up; else state="starting (port closed)"; fi
-      printf '%-20s %-6s %-8s %s\n' "$name" "$port" "$(pid_of "$pidname")" "$state"
+      pid="$(pid_of "$pidname")"
+      mem="$(tree_rss_mib "$pid")"
+      # Several ports of one process: count its memory once.
+      case "$seen" in *" $pid "*) ;; *) total=$((total + mem)); seen+="$pid " ;; esac
+      printf '%-20s %-6s %-8s %-8s %s\n' "$name" "$port" "$pid" "${mem}M" "$state"
     else
       if port_open "$port"; then state="port held by another process"; else state=stopped; fi
-      printf '%-20s %-6s %-8s %s\n' "$name" "$port" - "$state"
+      printf '%-20s %-6s %-8s %-8s %s\n' "$name" "$port" - - "$state"
     fi
   done
-  echo "logs: $LOGS"
+  echo "resident memory of the stack: ${total} MiB; logs: $LOGS"
 }

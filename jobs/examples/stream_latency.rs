@@ -162,7 +162,11 @@ async fn main() -> Result<()> {
         })
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
 
     // Clean up before reporting.
     sqlx::query("DELETE FROM users WHERE email LIKE $1 || '.%'")

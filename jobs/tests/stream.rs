@@ -200,3 +200,77 @@ async fn continuous_mode_stops_cleanly_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("25 users written"));
     clean_up(&pg, &topic, &tag).await;
 }
+
+/// Restarts the local stack's Spark Connect server (stop it, then `stack.sh up`).
+fn restart_spark_connect() {
+    let root = support::workspace_root();
+    let pid = std::fs::read_to_string(root.join(".local/run/spark-connect.pid"))
+        .expect("the local stack's Spark Connect pid file");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = std::process::Command::new(root.join("infra/local/stack.sh"))
+        .arg("up")
+        .current_dir(&root)
+        .output()
+        .expect("stack.sh up");
+    assert!(
+        out.status.success(),
+        "restarting Spark Connect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spark_connect_restart_mid_stream_loses_and_duplicates_nothing() {
+    let pg = support::pg_pool().await;
+    let topic = support::unique("stream_it_restart");
+    let sink = topic.clone();
+    let tag = support::unique("restart");
+    support::create_topic(&topic, 1).await;
+    let total = 40_000;
+    let events: Vec<String> = (0..total).map(|i| support::good_event(&tag, i)).collect();
+    support::produce(&topic, &events).await;
+
+    // Continuous mode: the job itself reconnects and resumes from the checkpoint.
+    let mut args = stream_args(&topic, &sink);
+    args.extend(["--max-offsets-per-trigger", "4000"]);
+    let child = support::jobs(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stream");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while users_with_tag(&pg, &tag).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream wrote nothing in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    restart_spark_connect();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while users_with_tag(&pg, &tag).await < total as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} events streamed within 240 s of the restart",
+            users_with_tag(&pg, &tag).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    assert_eq!(users_with_tag(&pg, &tag).await, total as i64);
+    assert!(
+        quarantined(&pg, &topic).await.is_empty(),
+        "a replay was quarantined as a duplicate"
+    );
+    clean_up(&pg, &topic, &tag).await;
+}
