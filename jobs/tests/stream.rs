@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -211,6 +212,13 @@ fn restart_spark_connect() {
         .status()
         .expect("kill");
     assert!(status.success());
+    // Wait until it is gone, or `stack.sh up` would find it still running.
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proc_dir.exists() {
+        assert!(Instant::now() < deadline, "Spark Connect did not stop in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let out = std::process::Command::new(root.join("infra/local/stack.sh"))
         .arg("up")
         .current_dir(&root)
