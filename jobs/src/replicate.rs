@@ -76,6 +76,11 @@ async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableRe
     .with_context(|| format!("cannot read PostgreSQL table {}", table.name))?;
 
     let staging = mysql_swap::prepare_staging(ctx.mysql_pool, table.name).await?;
+    tracing::debug!(
+        table = table.name,
+        "staging ready after {:?}",
+        started.elapsed()
+    );
     let result = async {
         if let (Some(min), Some(max)) = (min, max) {
             let dbtable = format!("(SELECT * FROM {} WHERE {pk} <= {max}) AS src", table.name);
@@ -94,9 +99,11 @@ async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableRe
             jdbc::append(df, ctx.sink, &staging, ctx.tuning.batch_size)
                 .await
                 .with_context(|| format!("Spark could not copy {} to MySQL", table.name))?;
+            tracing::debug!(table = table.name, "Spark copy done after {:?}", started.elapsed());
         }
         let source = postgres_fingerprint(ctx.pg_pool, table, max.unwrap_or(0)).await?;
         let copy = mysql_fingerprint(ctx.mysql_pool, table, &staging).await?;
+        tracing::debug!(table = table.name, "checksums done after {:?}", started.elapsed());
         if source != copy {
             bail!(
                 "{} differs after copying: PostgreSQL has {} rows (checksum {}), MySQL staging has {} rows (checksum {})",

@@ -49,6 +49,23 @@ async fn clean_up(pool: &PgPool, topic: &str, tag: &str) {
     support::delete_topic(topic).await;
 }
 
+/// Removes what earlier runs of these tests left behind when they failed midway
+/// (their e-mails, topics and sink ids all carry the `stream_it_` / tag prefixes).
+async fn purge_leftovers(pool: &PgPool) {
+    sqlx::query("DELETE FROM users WHERE email ~ '^(mixed|kill|term|restart)_[0-9]+_[0-9]+\\.'")
+        .execute(pool)
+        .await
+        .expect("purge users");
+    sqlx::query("DELETE FROM users_quarantine WHERE kafka_topic LIKE 'stream\\_it\\_%'")
+        .execute(pool)
+        .await
+        .expect("purge quarantine");
+    sqlx::query("DELETE FROM stream_sink_progress WHERE sink_id LIKE 'stream\\_it\\_%'")
+        .execute(pool)
+        .await
+        .expect("purge progress");
+}
+
 fn stream_args<'a>(topic: &'a str, sink_id: &'a str) -> Vec<&'a str> {
     vec!["--kafka-topic", topic, "stream", "--sink-id", sink_id]
 }
@@ -56,6 +73,7 @@ fn stream_args<'a>(topic: &'a str, sink_id: &'a str) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn good_events_become_users_bad_ones_are_quarantined_and_a_rerun_adds_nothing() {
     let pg = support::pg_pool().await;
+    purge_leftovers(&pg).await;
     let topic = support::unique("stream_it_mixed");
     let sink = topic.clone();
     let tag = support::unique("mixed");
@@ -116,6 +134,7 @@ async fn good_events_become_users_bad_ones_are_quarantined_and_a_rerun_adds_noth
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
     let pg = support::pg_pool().await;
+    purge_leftovers(&pg).await;
     let topic = support::unique("stream_it_kill");
     let sink = topic.clone();
     let tag = support::unique("kill");
@@ -174,6 +193,7 @@ async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn continuous_mode_stops_cleanly_on_sigterm() {
     let pg = support::pg_pool().await;
+    purge_leftovers(&pg).await;
     let topic = support::unique("stream_it_term");
     let sink = topic.clone();
     let tag = support::unique("term");
@@ -216,7 +236,10 @@ fn restart_spark_connect() {
     let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
     let deadline = Instant::now() + Duration::from_secs(60);
     while proc_dir.exists() {
-        assert!(Instant::now() < deadline, "Spark Connect did not stop in 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "Spark Connect did not stop in 60 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = std::process::Command::new(root.join("infra/local/stack.sh"))
@@ -234,6 +257,7 @@ fn restart_spark_connect() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spark_connect_restart_mid_stream_loses_and_duplicates_nothing() {
     let pg = support::pg_pool().await;
+    purge_leftovers(&pg).await;
     let topic = support::unique("stream_it_restart");
     let sink = topic.clone();
     let tag = support::unique("restart");
