@@ -103,6 +103,9 @@ enum Command {
         /// Rows per JDBC write batch into MySQL
         #[arg(long, env = "MARTS_BATCH_SIZE", default_value_t = 10_000)]
         batch_size: u32,
+        /// Parallel JDBC reads per MySQL replica, split on the primary key
+        #[arg(long, env = "MARTS_PARTITIONS", default_value_t = 4)]
+        partitions: u32,
         /// Benchmark baseline: Spark's default JDBC options into <mart>__baseline
         #[arg(long, hide = true)]
         baseline: bool,
@@ -247,6 +250,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Marts {
             ref marts,
             batch_size,
+            partitions,
             baseline,
         } => {
             let selected: Vec<_> = if marts.is_empty() {
@@ -264,6 +268,8 @@ async fn run(cli: Cli) -> Result<()> {
                 mysql: &target,
                 batch_size: batch_size.max(1),
                 fetch_size: 10_000,
+                // The baseline reads each replica in one partition.
+                partitions: if baseline { 1 } else { partitions.max(1) },
             };
             if baseline {
                 for r in marts::run_baseline(&ctx, &selected).await? {

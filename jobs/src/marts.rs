@@ -10,7 +10,7 @@ use futures::future::join_all;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
-use crate::jdbc::{self, JdbcTarget};
+use crate::jdbc::{self, JdbcTarget, Partitioning};
 use crate::mysql_swap;
 
 /// A mart: its name (also its MySQL table), the replicas it reads and its query
@@ -70,12 +70,16 @@ pub struct Job<'a> {
     pub mysql: &'a JdbcTarget,
     pub batch_size: u32,
     pub fetch_size: u32,
+    /// Parallel JDBC reads per source replica.
+    pub partitions: u32,
 }
 
 /// Registers the MySQL replicas the marts need as Spark views, then builds the
 /// marts concurrently.
 pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
+    let started = Instant::now();
     register_sources(ctx, marts).await?;
+    tracing::debug!("sources registered after {:?}", started.elapsed());
     let results = join_all(marts.iter().map(|m| build_mart(ctx, m))).await;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
@@ -91,7 +95,9 @@ pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRepor
     Ok(reports)
 }
 
-/// Registers the MySQL replicas the marts read as Spark views `src_<table>`.
+/// Registers the MySQL replicas the marts read as Spark views `src_<table>`, each
+/// read in parallel, split on its primary key. (Caching them so that a replica
+/// several marts join is read once was slower here: see docs/BENCHMARKS.md.)
 async fn register_sources(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<()> {
     let mut sources: Vec<&str> = marts
         .iter()
@@ -99,11 +105,29 @@ async fn register_sources(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<()> 
         .collect();
     sources.sort_unstable();
     sources.dedup();
-    for table in sources {
-        jdbc::read(ctx.spark, ctx.mysql, table, None, ctx.fetch_size)?
-            .create_or_replace_temp_view(&format!("src_{table}"))
+    for name in sources {
+        let table = common::schema::table(name).context("unknown source table")?;
+        let pk = table.primary_key;
+        let (min, max): (Option<i64>, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CAST(MIN({pk}) AS SIGNED), CAST(MAX({pk}) AS SIGNED) FROM `{name}`"
+        )))
+        .fetch_one(ctx.mysql_pool)
+        .await
+        .with_context(|| format!("cannot read MySQL table {name}"))?;
+        let partitioning = match (min, max) {
+            (Some(lower), Some(upper)) => Some(Partitioning {
+                column: pk,
+                lower,
+                upper: upper + 1,
+                partitions: ctx.partitions,
+            }),
+            _ => None,
+        };
+        let view = format!("src_{name}");
+        jdbc::read(ctx.spark, ctx.mysql, name, partitioning, ctx.fetch_size)?
+            .create_or_replace_temp_view(&view)
             .await
-            .with_context(|| format!("cannot read MySQL table {table}"))?;
+            .with_context(|| format!("cannot read MySQL table {name}"))?;
     }
     Ok(())
 }
