@@ -82,6 +82,9 @@ enum Command {
             default_value_t = 200_000
         )]
         max_offsets_per_trigger: u64,
+        /// Spark tasks per micro-batch at least (0: one per Kafka partition)
+        #[arg(long, env = "STREAM_MIN_PARTITIONS", default_value_t = 2)]
+        min_partitions: u32,
         /// Checkpoint directory as the Spark cluster sees it (default: the Connect
         /// server's spark.sql.streaming.checkpointLocation / <sink id>)
         #[arg(long, env = "STREAM_CHECKPOINT_LOCATION")]
@@ -228,6 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
             available_now,
             trigger_interval_ms,
             max_offsets_per_trigger,
+            min_partitions,
             ref checkpoint_location,
             ref sink_id,
             ref starting_offsets,
@@ -239,6 +243,7 @@ async fn run(cli: Cli) -> Result<()> {
                 available_now,
                 trigger_interval: Duration::from_millis(trigger_interval_ms),
                 max_offsets_per_trigger,
+                min_partitions,
                 checkpoint_location: checkpoint_location.clone(),
                 starting_offsets: starting_offsets.clone(),
             };

@@ -27,6 +27,8 @@ pub struct StreamOptions {
     pub available_now: bool,
     pub trigger_interval: Duration,
     pub max_offsets_per_trigger: u64,
+    /// Spark partitions per micro-batch at least (0: one per Kafka partition).
+    pub min_partitions: u32,
     /// Where Spark keeps the offsets; default: the server's
     /// `spark.sql.streaming.checkpointLocation` + the query name.
     pub checkpoint_location: Option<String>,
@@ -114,8 +116,16 @@ pub async fn start(
         )
         // Offsets that retention removed before we read them are reported in the
         // driver log rather than stopping the platform's only ingest path.
-        .option("failOnDataLoss", "false")
-        .load(None)?;
+        .option("failOnDataLoss", "false");
+    // Splitting a Kafka partition's offset range over several Spark tasks lets a
+    // one-partition topic use every core; the split is a pure function of the
+    // batch's offsets, so a replayed batch is partitioned the same way.
+    let source = if opts.min_partitions > 0 {
+        source.option("minPartitions", &opts.min_partitions.to_string())
+    } else {
+        source
+    }
+    .load(None)?;
     // Map-only transformations: a replayed batch has the same rows in the same
     // partitions, which the sink's exactly-once bookkeeping relies on.
     let rows = source
@@ -151,19 +161,22 @@ pub async fn start(
     Ok(query)
 }
 
-/// Batches committed by the sink after `after`, oldest first.
+/// Batches in `(after, upto]` as the sink recorded them, oldest first. Only ask for
+/// batches Spark has completed: the sink commits each partition on its own.
 pub async fn committed_batches(
     pool: &PgPool,
     sink_id: &str,
     after: i64,
+    upto: i64,
 ) -> Result<Vec<BatchCounts>> {
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT batch_id, sum(rows_written)::bigint, sum(rows_quarantined)::bigint \
-         FROM stream_sink_progress WHERE sink_id = $1 AND batch_id > $2 \
+         FROM stream_sink_progress WHERE sink_id = $1 AND batch_id > $2 AND batch_id <= $3 \
          GROUP BY batch_id ORDER BY batch_id",
     )
     .bind(sink_id)
     .bind(after)
+    .bind(upto)
     .fetch_all(pool)
     .await
     .context("cannot read the sink's progress table")?;
@@ -188,18 +201,33 @@ pub async fn last_committed(pool: &PgPool, sink_id: &str) -> Result<i64> {
     Ok(id.unwrap_or(-1))
 }
 
-/// Duration of a batch from Spark's progress, when the latest progress is that batch.
-async fn batch_duration_ms(query: &StreamingQuery, batch_id: i64) -> Option<i64> {
-    // The client panics on an empty progress list, so it is only asked after the
-    // sink has committed a batch, and in a task so a panic cannot take the job down.
+/// Spark's latest progress report, if there is one yet.
+async fn last_progress(query: &StreamingQuery) -> Option<serde_json::Value> {
+    // The client panics (unwrap on an empty list) before the first batch has reported
+    // progress; the call runs in a task so that panic only means "no progress yet".
+    quiet_client_panics();
     let q = query.clone();
-    let progress = tokio::spawn(async move { q.last_progress().await })
+    tokio::spawn(async move { q.last_progress().await })
         .await
         .ok()?
-        .ok()?;
-    (progress.get("batchId")?.as_i64()? == batch_id)
-        .then(|| progress.pointer("/durationMs/triggerExecution")?.as_i64())
-        .flatten()
+        .ok()
+}
+
+/// Keeps the expected panic of `last_progress` out of the logs; any other panic is
+/// reported as usual.
+fn quiet_client_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_client = info.location().is_some_and(|l| {
+                l.file().contains("spark-connect-rs") && l.file().contains("streaming")
+            });
+            if !in_client {
+                previous(info);
+            }
+        }));
+    });
 }
 
 pub struct Totals {
@@ -232,8 +260,19 @@ pub async fn follow(
             .await_termination(Some(poll.as_millis() as i64))
             .await
             .context("the streaming query failed")?;
-        for b in committed_batches(pool, &opts.sink_id, last).await? {
-            let duration = batch_duration_ms(query, b.batch_id).await;
+        // Batches up to the latest one Spark reports as done (all of them once the
+        // query has terminated).
+        let progress = last_progress(query).await;
+        let done = progress
+            .as_ref()
+            .and_then(|p| p.get("batchId")?.as_i64())
+            .unwrap_or(-1);
+        let upto = if terminated { i64::MAX } else { done };
+        for b in committed_batches(pool, &opts.sink_id, last, upto).await? {
+            let duration = progress
+                .as_ref()
+                .filter(|_| b.batch_id == done)
+                .and_then(|p| p.pointer("/durationMs/triggerExecution")?.as_i64());
             tracing::info!(
                 batch = b.batch_id,
                 input_rows = b.valid + b.quarantined,
@@ -258,8 +297,9 @@ pub async fn follow(
                 .stop()
                 .await
                 .context("cannot stop the streaming query")?;
-            // Log what the last batch committed before the stop.
-            for b in committed_batches(pool, &opts.sink_id, last).await? {
+            // Count what the batches until the stop committed (an interrupted batch is
+            // replayed by the next run, which writes only its missing partitions).
+            for b in committed_batches(pool, &opts.sink_id, last, i64::MAX).await? {
                 totals.batches += 1;
                 totals.valid += b.valid;
                 totals.quarantined += b.quarantined;
