@@ -29,6 +29,47 @@ async fn quarantined(pool: &PgPool, topic: &str) -> Vec<(i64, String)> {
     .expect("quarantine")
 }
 
+/// A running `jobs stream`, killed if the test ends before stopping it (a failed
+/// assertion must not leave a continuous stream running).
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn spawn(args: &[&str]) -> Self {
+        let child = support::jobs(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start stream");
+        Self(Some(child))
+    }
+
+    fn kill_9(&mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().expect("kill -9"); // SIGKILL: no clean shutdown
+        child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then the exit status and standard output.
+    fn terminate(&mut self) -> std::process::Output {
+        let child = self.0.take().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Removes what a test streamed, so runs do not pile up rows in the shared tables.
 async fn clean_up(pool: &PgPool, topic: &str, tag: &str) {
     sqlx::query("DELETE FROM users WHERE email LIKE $1 || '.%'")
@@ -155,11 +196,7 @@ async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
     // Small batches so that the kill lands between and inside them.
     let mut args = stream_args(&topic, &sink);
     args.extend(["--max-offsets-per-trigger", "5000"]);
-    let mut child = support::jobs(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stream");
+    let mut stream = Running::spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(120);
     while users_with_tag(&pg, &tag).await == 0 {
         assert!(
@@ -168,8 +205,7 @@ async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().expect("kill -9"); // SIGKILL: no clean shutdown
-    child.wait().expect("reap");
+    stream.kill_9();
     let partial = users_with_tag(&pg, &tag).await;
 
     // The restarted job stops the query its predecessor left on the server and
@@ -198,11 +234,7 @@ async fn continuous_mode_stops_cleanly_on_sigterm() {
     let sink = topic.clone();
     let tag = support::unique("term");
     support::create_topic(&topic, 1).await;
-    let child = support::jobs(&stream_args(&topic, &sink))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stream");
+    let mut stream = Running::spawn(&stream_args(&topic, &sink));
     let events: Vec<String> = (0..25).map(|i| support::good_event(&tag, i)).collect();
     support::produce(&topic, &events).await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -210,13 +242,7 @@ async fn continuous_mode_stops_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "events not streamed in 120 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let pid = child.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = stream.terminate();
     assert!(out.status.success(), "exit status {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stdout).contains("25 users written"));
     clean_up(&pg, &topic, &tag).await;
@@ -269,11 +295,7 @@ async fn a_spark_connect_restart_mid_stream_loses_and_duplicates_nothing() {
     // Continuous mode: the job itself reconnects and resumes from the checkpoint.
     let mut args = stream_args(&topic, &sink);
     args.extend(["--max-offsets-per-trigger", "4000"]);
-    let child = support::jobs(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stream");
+    let mut stream = Running::spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(120);
     while users_with_tag(&pg, &tag).await == 0 {
         assert!(
@@ -292,12 +314,7 @@ async fn a_spark_connect_restart_mid_stream_loses_and_duplicates_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = stream.terminate();
     assert!(out.status.success(), "exit status {:?}", out.status);
     assert_eq!(users_with_tag(&pg, &tag).await, total as i64);
     assert!(
