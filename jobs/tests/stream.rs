@@ -223,7 +223,7 @@ async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
         bad,
         "quarantine lost or duplicated"
     );
-    support::delete_topic(&topic).await;
+    clean_up(&pg, &topic, &tag).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
