@@ -16,6 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::signal::unix::SignalKind;
 
+/// Writes a line to stdout; a closed pipe (`jobs summary | head`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// The platform's jobs: each one sends its work to the Spark cluster over Spark
 /// Connect. Settings come from the environment / .env; flags override them.
 /// Passwords are read from the environment only (POSTGRES_PASSWORD, MYSQL_PASSWORD).
@@ -202,19 +210,21 @@ async fn run(cli: Cli) -> Result<()> {
             };
             if baseline {
                 for r in replicate::run_baseline(&ctx, &tables).await? {
-                    println!("{:<20} baseline  {:.2}s", r.table, r.seconds);
+                    out!("{:<20} baseline  {:.2}s", r.table, r.seconds);
                 }
-                println!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+                out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
                 return Ok(());
             }
             let reports = replicate::run(&ctx, &tables).await?;
             for r in &reports {
-                println!(
+                out!(
                     "{:<20} {:>9} rows  verified  {:.2}s",
-                    r.table, r.rows, r.seconds
+                    r.table,
+                    r.rows,
+                    r.seconds
                 );
             }
-            println!(
+            out!(
                 "replicated {} table(s) in {:.2}s",
                 reports.len(),
                 started.elapsed().as_secs_f64()
@@ -224,7 +234,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Summary => {
             let pg = pg_pool(&cli.postgres).await?;
             let my = mysql_pool(&cli.mysql).await?;
-            println!("{}", jobs::summary::collect(&pg, &my).await?);
+            out!("{}", jobs::summary::collect(&pg, &my).await?);
             Ok(())
         }
         Command::Stream {
@@ -278,16 +288,16 @@ async fn run(cli: Cli) -> Result<()> {
             };
             if baseline {
                 for r in marts::run_baseline(&ctx, &selected).await? {
-                    println!("{:<20} baseline  {:.2}s", r.mart, r.seconds);
+                    out!("{:<20} baseline  {:.2}s", r.mart, r.seconds);
                 }
-                println!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+                out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
                 return Ok(());
             }
             let reports = marts::run(&ctx, &selected).await?;
             for r in &reports {
-                println!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);
+                out!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);
             }
-            println!(
+            out!(
                 "built {} mart(s) in {:.2}s",
                 reports.len(),
                 started.elapsed().as_secs_f64()
@@ -336,7 +346,7 @@ async fn run_stream(
         .await;
         match attempt {
             Ok(t) => {
-                println!(
+                out!(
                     "streamed {} batch(es): {} users written, {} events quarantined in {:.1}s",
                     t.batches,
                     t.valid,
