@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
 # shellcheck source=../local/lib.sh
-source "$ROOT/infra/local/lib.sh" # loads .env, defines KAFKA_LIBS
+source "$ROOT/infra/local/lib.sh" # loads .env; kafka_topics, platform_psql
 cd "$ROOT"
 
 RUNS="${BENCH_RUNS:-3}"
@@ -16,21 +16,15 @@ EVENTS="${BENCH_EVENTS:-1000000}"
 SCHEMA="datagen_bench_$$"
 TOPIC="datagen_bench_$$"
 BIN="$ROOT/target/release/datagen"
-export PGPASSWORD="$POSTGRES_PASSWORD"
-PSQL=(psql -q -X -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB")
-topics() {
-  java -Xmx256m -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2-tools.properties" \
-    -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" "$@"
-}
 cleanup() {
-  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
-  topics --delete --if-exists --topic "$TOPIC" >/dev/null 2>&1 || true
+  platform_psql -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
+  kafka_topics --delete --if-exists --topic "$TOPIC" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 ${CARGO:-cargo} build --release -p datagen >&2
-"${PSQL[@]}" -v schema="$SCHEMA" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
-topics --create --topic "$TOPIC" --partitions 1 --replication-factor 1 >/dev/null
+platform_psql -v schema="$SCHEMA" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
+kafka_topics --create --topic "$TOPIC" --partitions 1 --replication-factor 1 >/dev/null
 
 now() { date +%s.%N; }
 echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
 # shellcheck source=../local/lib.sh
-source "$ROOT/infra/local/lib.sh" # loads .env
+source "$ROOT/infra/local/lib.sh" # loads .env; platform_psql
 cd "$ROOT"
 
 RUNS="${BENCH_RUNS:-3}"
@@ -19,13 +19,11 @@ SCALE="${SCALE:-10}"
 SCHEMA="pipeline_bench_$$"
 JOBS="$ROOT/target/release/jobs"
 DATAGEN="$ROOT/target/release/datagen"
-export PGPASSWORD="$POSTGRES_PASSWORD"
-PSQL=(psql -q -X -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB")
 export MYSQL_PWD="$MYSQL_PASSWORD"
 MYSQL=(mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" "$MYSQL_DB")
 
 cleanup() {
-  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
+  platform_psql -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
   local drops=""
   for t in users product_categories products orders order_details mart_user_activity mart_product_sales mart_average_check; do
     drops+="DROP TABLE IF EXISTS ${t}__baseline; "
@@ -37,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 
 ${CARGO:-cargo} build --release -p jobs -p datagen >&2
-"${PSQL[@]}" -v schema="$SCHEMA" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
+platform_psql -v schema="$SCHEMA" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
 
 now() { date +%s.%N; }
 timed() { local t0; t0=$(now); "$@" >/dev/null; awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }'; }

@@ -10,40 +10,34 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
 # shellcheck source=../local/lib.sh
-source "$ROOT/infra/local/lib.sh" # loads .env, defines KAFKA_LIBS
+source "$ROOT/infra/local/lib.sh" # loads .env; kafka_topics, platform_psql
 cd "$ROOT"
 
 EVENTS="${BENCH_EVENTS:-1000000}"
 TOPIC="stream_bench_$$"
 JOBS="$ROOT/target/release/jobs"
-export PGPASSWORD="$POSTGRES_PASSWORD"
-PSQL=(psql -q -X -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB")
-topics() {
-  java -Xmx256m -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2-tools.properties" \
-    -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" "$@"
-}
-max_user() { "${PSQL[@]}" -At -c "SELECT coalesce(max(user_id), 0) FROM $POSTGRES_SCHEMA.users"; }
+max_user() { platform_psql -At -c "SELECT coalesce(max(user_id), 0) FROM $POSTGRES_SCHEMA.users"; }
 BEFORE=0
 cleanup() {
-  "${PSQL[@]}" -c "DELETE FROM $POSTGRES_SCHEMA.users WHERE user_id > $BEFORE; \
+  platform_psql -c "DELETE FROM $POSTGRES_SCHEMA.users WHERE user_id > $BEFORE; \
     DELETE FROM $POSTGRES_SCHEMA.users_quarantine WHERE kafka_topic = '$TOPIC'; \
     DELETE FROM $POSTGRES_SCHEMA.stream_sink_progress WHERE sink_id = '$TOPIC'" >/dev/null 2>&1 || true
-  topics --delete --if-exists --topic "$TOPIC" >/dev/null 2>&1 || true
+  kafka_topics --delete --if-exists --topic "$TOPIC" >/dev/null 2>&1 || true
   # A million deleted rows would slow the next benchmark's reads of users.
-  "${PSQL[@]}" -c "VACUUM ANALYZE $POSTGRES_SCHEMA.users" >/dev/null 2>&1 || true
+  platform_psql -c "VACUUM ANALYZE $POSTGRES_SCHEMA.users" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 ${CARGO:-cargo} build --release -p jobs -p datagen --bins --example stream_latency >&2
-topics --create --topic "$TOPIC" --partitions 1 --replication-factor 1 >/dev/null
+kafka_topics --create --topic "$TOPIC" --partitions 1 --replication-factor 1 >/dev/null
 BEFORE="$(max_user)"
 echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$ROOT/target/release/datagen" kafka --kafka-topic "$TOPIC" --count "$EVENTS" >/dev/null
 t0=$(date +%s.%N)
 "$JOBS" --kafka-topic "$TOPIC" stream --available-now --sink-id "$TOPIC" >/dev/null
 t1=$(date +%s.%N)
-rows=$("${PSQL[@]}" -At -c "SELECT count(*) FROM $POSTGRES_SCHEMA.users WHERE user_id > $BEFORE")
-quarantined=$("${PSQL[@]}" -At -c "SELECT count(*) FROM $POSTGRES_SCHEMA.users_quarantine WHERE kafka_topic = '$TOPIC'")
+rows=$(platform_psql -At -c "SELECT count(*) FROM $POSTGRES_SCHEMA.users WHERE user_id > $BEFORE")
+quarantined=$(platform_psql -At -c "SELECT count(*) FROM $POSTGRES_SCHEMA.users_quarantine WHERE kafka_topic = '$TOPIC'")
 awk -v n="$EVENTS" -v r="$rows" -v q="$quarantined" -v a="$t1" -v b="$t0" 'BEGIN {
   printf "catch-up: %d events in %.1f s = %.0f events/s (users %d, quarantined %d, missing %d)\n",
     n, a - b, n / (a - b), r, q, n - r - q }'

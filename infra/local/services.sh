@@ -38,6 +38,12 @@ start_postgres() {
   head -n 1 "$PG_DIR/data/postmaster.pid" >"$RUN/postgres.pid"
 }
 
+# psql as the platform user over TCP, as the jobs connect (password from the environment).
+platform_psql() {
+  PGPASSWORD="$POSTGRES_PASSWORD" psql -q -X -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" \
+    -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$@"
+}
+
 init_postgres() {
   log "initialising the PostgreSQL database (idempotent)"
   env $(pg_admin_env) APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" \
@@ -107,6 +113,11 @@ KAFKA_MARKER="$KAFKA_DIR/server.properties"
 
 kafka_tool() { java -Xmx256m -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2-tools.properties" -cp "$KAFKA_LIBS/*" "$@"; }
 
+# Kafka's topic tool (kafka-topics.sh) against the stack's broker.
+kafka_topics() {
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" "$@"
+}
+
 start_kafka() {
   if running kafka "$KAFKA_MARKER"; then log "kafka already running"; return 0; fi
   port_free_or_die kafka "$KAFKA_PORT"
@@ -133,8 +144,7 @@ start_kafka() {
 
 init_kafka_topic() {
   log "creating topic $KAFKA_TOPIC (idempotent)"
-  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" \
-    --create --if-not-exists --topic "$KAFKA_TOPIC" --partitions "$KAFKA_TOPIC_PARTITIONS" \
+  kafka_topics --create --if-not-exists --topic "$KAFKA_TOPIC" --partitions "$KAFKA_TOPIC_PARTITIONS" \
     --replication-factor 1 >>"$LOGS/kafka-init.log" 2>&1 ||
     die "creating Kafka topic $KAFKA_TOPIC failed; see $LOGS/kafka-init.log"
 }
