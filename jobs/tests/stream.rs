@@ -19,6 +19,22 @@ async fn users_with_tag(pool: &PgPool, tag: &str) -> i64 {
     n
 }
 
+/// Waits until at least `count` users carry `tag`, failing the test after `secs`.
+async fn wait_for_users(pool: &PgPool, tag: &str, count: i64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let seen = users_with_tag(pool, tag).await;
+        if seen >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {count} events streamed within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn quarantined(pool: &PgPool, topic: &str) -> Vec<(i64, String)> {
     sqlx::query_as(
         "SELECT kafka_offset, reason FROM users_quarantine WHERE kafka_topic = $1 ORDER BY kafka_offset",
@@ -197,14 +213,7 @@ async fn kill_9_in_the_middle_of_a_backlog_loses_and_duplicates_nothing() {
     let mut args = stream_args(&topic, &sink);
     args.extend(["--max-offsets-per-trigger", "5000"]);
     let mut stream = Running::spawn(&args);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while users_with_tag(&pg, &tag).await == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stream wrote nothing in 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_users(&pg, &tag, 1, 120).await;
     stream.kill_9();
     let partial = users_with_tag(&pg, &tag).await;
 
@@ -237,11 +246,7 @@ async fn continuous_mode_stops_cleanly_on_sigterm() {
     let mut stream = Running::spawn(&stream_args(&topic, &sink));
     let events: Vec<String> = (0..25).map(|i| support::good_event(&tag, i)).collect();
     support::produce(&topic, &events).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while users_with_tag(&pg, &tag).await < 25 {
-        assert!(Instant::now() < deadline, "events not streamed in 120 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_users(&pg, &tag, 25, 120).await;
     let out = stream.terminate();
     assert!(out.status.success(), "exit status {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stdout).contains("25 users written"));
@@ -296,24 +301,9 @@ async fn a_spark_connect_restart_mid_stream_loses_and_duplicates_nothing() {
     let mut args = stream_args(&topic, &sink);
     args.extend(["--max-offsets-per-trigger", "4000"]);
     let mut stream = Running::spawn(&args);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while users_with_tag(&pg, &tag).await == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stream wrote nothing in 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_users(&pg, &tag, 1, 120).await;
     restart_spark_connect();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while users_with_tag(&pg, &tag).await < total as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {total} events streamed within 240 s of the restart",
-            users_with_tag(&pg, &tag).await
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_users(&pg, &tag, total as i64, 240).await;
     let out = stream.terminate();
     assert!(out.status.success(), "exit status {:?}", out.status);
     assert_eq!(users_with_tag(&pg, &tag).await, total as i64);
