@@ -8,6 +8,7 @@ pub mod events;
 pub mod jdbc;
 pub mod marts;
 pub mod mysql_swap;
+pub mod outcome;
 pub mod replicate;
 pub mod spark;
 pub mod stream;

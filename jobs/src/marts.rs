@@ -5,13 +5,14 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures::future::join_all;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::jdbc::{self, JdbcTarget, Partitioning};
 use crate::mysql_swap;
+use crate::outcome::all_or_report;
 
 /// A mart: its name (also its MySQL table), the replicas it reads and its query
 /// over them (the replicas are Spark temporary views named `src_<table>`).
@@ -81,18 +82,7 @@ pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRepor
     register_sources(ctx, marts).await?;
     tracing::debug!("sources registered after {:?}", started.elapsed());
     let results = join_all(marts.iter().map(|m| build_mart(ctx, m))).await;
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for (m, r) in marts.iter().zip(results) {
-        match r {
-            Ok(rep) => reports.push(rep),
-            Err(e) => failures.push(format!("{}: {e:#}", m.name)),
-        }
-    }
-    if !failures.is_empty() {
-        bail!("building marts failed for {}", failures.join("; "));
-    }
-    Ok(reports)
+    all_or_report("building marts", marts.iter().map(|m| m.name).zip(results))
 }
 
 /// Registers the MySQL replicas the marts read as Spark views `src_<table>`, each

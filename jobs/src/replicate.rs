@@ -18,6 +18,7 @@ use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 use crate::checksum::{self, Fingerprint};
 use crate::jdbc::{self, JdbcTarget, Partitioning};
 use crate::mysql_swap;
+use crate::outcome::all_or_report;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
@@ -50,18 +51,7 @@ pub struct Job<'a> {
 /// first failure is returned after every table has finished or failed.
 pub async fn run(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
     let results = join_all(tables.iter().map(|t| replicate_table(ctx, t))).await;
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for (t, r) in tables.iter().zip(results) {
-        match r {
-            Ok(rep) => reports.push(rep),
-            Err(e) => failures.push(format!("{}: {e:#}", t.name)),
-        }
-    }
-    if !failures.is_empty() {
-        bail!("replication failed for {}", failures.join("; "));
-    }
-    Ok(reports)
+    all_or_report("replication", tables.iter().map(|t| t.name).zip(results))
 }
 
 async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableReport> {
