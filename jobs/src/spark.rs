@@ -6,7 +6,20 @@ use spark_connect_rs::{SparkSession, SparkSessionBuilder};
 /// Opens one Spark Connect session for a run. The `user_id` of the connection names
 /// the run, so it can be told apart in the Connect tab of the Spark application UI.
 pub async fn connect(remote: &str, run_name: &str) -> Result<SparkSession> {
-    let url = session_url(remote, run_name);
+    connect_to_session(remote, run_name, None).await
+}
+
+/// Like [`connect`], attaching to the server-side session `session_id` (a UUID) when
+/// given, so that a later run can find what an earlier one left on the server.
+pub async fn connect_to_session(
+    remote: &str,
+    run_name: &str,
+    session_id: Option<&str>,
+) -> Result<SparkSession> {
+    let mut url = session_url(remote, run_name);
+    if let Some(id) = session_id {
+        url = format!("{url};session_id={id}");
+    }
     SparkSessionBuilder::remote(&url)
         .build()
         .await

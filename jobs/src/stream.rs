@@ -69,16 +69,7 @@ pub struct BatchCounts {
 }
 
 pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
-    let base = remote.trim_end_matches('/');
-    let sep = if base.contains("/;") { ";" } else { "/;" };
-    let url = format!(
-        "{base}{sep}user_id=jobs-stream;session_id={}",
-        opts.session_id()
-    );
-    spark_connect_rs::SparkSessionBuilder::remote(&url)
-        .build()
-        .await
-        .with_context(|| format!("cannot connect to Spark Connect at {remote}"))
+    crate::spark::connect_to_session(remote, "jobs-stream", Some(&opts.session_id())).await
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
