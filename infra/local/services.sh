@@ -228,10 +228,26 @@ stop_spark() {
 # --- The whole stack --------------------------------------------------------
 JOBS_BIN="${JOBS_BIN:-$ROOT/target/release/jobs}"
 
+# PostgreSQL and MariaDB run as their own system users, which must be able to walk
+# down to $STATE. A checkout in a private directory (mktemp -d makes 0700) blocks
+# them; grant traverse only (o+x, no listing) on the ancestors that lack it.
+make_state_reachable() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local dir="$STATE"
+  while [ "$dir" != / ]; do
+    if [ -d "$dir" ] && [ -n "$(find "$dir" -maxdepth 0 -user 0 ! -perm -o+x)" ]; then
+      log "granting traverse (o+x) on $dir so that postgres and mysql reach $STATE"
+      chmod o+x "$dir"
+    fi
+    dir="$(dirname "$dir")"
+  done
+}
+
 stack_up() {
   [ "$#" -eq 0 ] || die "unknown option for up: $1"
   install_all
   mkdir -p "$LOGS" "$RUN"
+  make_state_reachable
   spark_env
   start_postgres
   start_mariadb
