@@ -194,7 +194,15 @@ async fn run(cli: Cli) -> Result<()> {
             let sink = JdbcTarget::mysql(&cli.mysql)?;
             let pg_pool = pg_pool(&cli.postgres).await?;
             let mysql_pool = mysql_pool(&cli.mysql).await?;
-            let spark = jobs::spark::connect(&cli.spark.remote, "jobs-replicate").await?;
+            let spark = if baseline {
+                // A new session per run, as the seed's spark-submit runs had.
+                vec![jobs::spark::connect(&cli.spark.remote, "jobs-replicate-baseline").await?]
+            } else {
+                let key = format!("jobs-replicate|{}|{}", source.url, sink.url);
+                jobs::spark::connect_named(&cli.spark.remote, "jobs-replicate", &key, tables.len())
+                    .await?
+                    .0
+            };
             let started = Instant::now();
             let ctx = replicate::Job {
                 spark: &spark,
@@ -275,7 +283,16 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let target = JdbcTarget::mysql(&cli.mysql)?;
             let mysql_pool = mysql_pool(&cli.mysql).await?;
-            let spark = jobs::spark::connect(&cli.spark.remote, "jobs-marts").await?;
+            let spark = if baseline {
+                vec![jobs::spark::connect(&cli.spark.remote, "jobs-marts-baseline").await?]
+            } else {
+                // Runs against the same MySQL share the session and its `src_*` views;
+                // a view replaced by a concurrent run reads the same replica.
+                let key = format!("jobs-marts|{}", target.url);
+                jobs::spark::connect_named(&cli.spark.remote, "jobs-marts", &key, selected.len())
+                    .await?
+                    .0
+            };
             let started = Instant::now();
             let ctx = marts::Job {
                 spark: &spark,

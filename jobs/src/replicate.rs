@@ -39,7 +39,9 @@ pub struct TableReport {
 }
 
 pub struct Job<'a> {
-    pub spark: &'a SparkSession,
+    /// Clients of the run's one Spark Connect session; the tables are spread over
+    /// them so that they are copied side by side (see [`crate::spark::connect_named`]).
+    pub spark: &'a [SparkSession],
     pub pg_pool: &'a PgPool,
     pub mysql_pool: &'a MySqlPool,
     pub source: &'a JdbcTarget,
@@ -50,11 +52,21 @@ pub struct Job<'a> {
 /// Replicates the tables concurrently (Spark runs their jobs side by side); the
 /// first failure is returned after every table has finished or failed.
 pub async fn run(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
-    let results = join_all(tables.iter().map(|t| replicate_table(ctx, t))).await;
+    let results = join_all(
+        tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| replicate_table(ctx, &ctx.spark[i % ctx.spark.len()], t)),
+    )
+    .await;
     all_or_report("replication", tables.iter().map(|t| t.name).zip(results))
 }
 
-async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableReport> {
+async fn replicate_table(
+    ctx: &Job<'_>,
+    spark: &SparkSession,
+    table: &'static Table,
+) -> Result<TableReport> {
     let started = Instant::now();
     let pk = table.primary_key;
     let (min, max): (Option<i64>, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
@@ -75,7 +87,7 @@ async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableRe
         if let (Some(min), Some(max)) = (min, max) {
             let dbtable = format!("(SELECT * FROM {} WHERE {pk} <= {max}) AS src", table.name);
             let df = jdbc::read(
-                ctx.spark,
+                spark,
                 ctx.source,
                 &dbtable,
                 Some(Partitioning {
@@ -163,7 +175,7 @@ pub async fn run_baseline(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Ve
     let mut reports = Vec::new();
     for t in tables {
         let started = Instant::now();
-        let df = jdbc::read(ctx.spark, ctx.source, t.name, None, 1000)?;
+        let df = jdbc::read(&ctx.spark[0], ctx.source, t.name, None, 1000)?;
         jdbc::overwrite_with_defaults(df, ctx.sink, &format!("{}__baseline", t.name))
             .await
             .with_context(|| format!("baseline copy of {}", t.name))?;

@@ -1,7 +1,24 @@
 //! Spark Connect sessions.
+//!
+//! Jobs attach to a *named* server-side session: its id is derived from a key (the
+//! job and its target), so every run of a job lands in the same session while it is
+//! alive. That is what makes a run find what a killed predecessor left on the server
+//! (the stream's query), and it keeps the session's generated code warm: Spark
+//! Connect gives every session its own class loader, on the executors too, so a new
+//! session compiles and JIT-warms all its generated code again (docs/BENCHMARKS.md).
+//!
+//! The server refuses a session id it has closed (idle timeout, 60 min by default),
+//! until it restarts. So a name maps to a sequence of ids, one per generation, and a
+//! run takes the first id the server has not closed.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use futures::future::try_join_all;
 use spark_connect_rs::{SparkSession, SparkSessionBuilder};
+use uuid::Uuid;
+
+/// How many closed generations of a named session are skipped before giving up
+/// (the server remembers 1000 closed sessions by default).
+const MAX_GENERATIONS: u32 = 1000;
 
 /// Opens one Spark Connect session for a run. The `user_id` of the connection names
 /// the run, so it can be told apart in the Connect tab of the Spark application UI.
@@ -10,7 +27,7 @@ pub async fn connect(remote: &str, run_name: &str) -> Result<SparkSession> {
 }
 
 /// Like [`connect`], attaching to the server-side session `session_id` (a UUID) when
-/// given, so that a later run can find what an earlier one left on the server.
+/// given.
 pub async fn connect_to_session(
     remote: &str,
     run_name: &str,
@@ -24,6 +41,75 @@ pub async fn connect_to_session(
         .build()
         .await
         .with_context(|| format!("cannot connect to Spark Connect at {remote}"))
+}
+
+/// Attaches `clients` connections to the named session `key` (see the module doc).
+///
+/// Several clients are for operations that must run side by side: spark-connect-rs
+/// holds a client's lock until the server answers, and Spark answers a write only
+/// when it is done, so operations sharing one client run one after another. The
+/// clients share the session (its temporary views and configuration).
+///
+/// Every operation of this run carries the returned tag (`<run_name>-<random>`),
+/// which tells the runs of one session apart in the Spark UI.
+pub async fn connect_named(
+    remote: &str,
+    run_name: &str,
+    key: &str,
+    clients: usize,
+) -> Result<(Vec<SparkSession>, String)> {
+    let session_id = open_session_id(remote, run_name, key).await?;
+    let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let mut sessions = try_join_all(
+        (0..clients.max(1)).map(|_| connect_to_session(remote, run_name, Some(&session_id))),
+    )
+    .await?;
+    for s in &mut sessions {
+        s.add_tag(&tag)
+            .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
+    }
+    tracing::info!(session = %session_id, tag = %tag, "Spark Connect session");
+    Ok((sessions, tag))
+}
+
+/// The id of generation `generation` of the named session `key`. Generation 0 is the
+/// plain UUID v5 of the key, as the stream used before generations existed.
+pub fn session_id(key: &str, generation: u32) -> String {
+    let name = if generation == 0 {
+        key.to_string()
+    } else {
+        format!("{key}#{generation}")
+    };
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+}
+
+/// The first generation of `key` the server accepts. A request with an unknown id
+/// creates the session, so the probe also opens it.
+async fn open_session_id(remote: &str, run_name: &str, key: &str) -> Result<String> {
+    for generation in 0..MAX_GENERATIONS {
+        let id = session_id(key, generation);
+        let spark = connect_to_session(remote, run_name, Some(&id)).await?;
+        match spark.version().await {
+            Ok(_) => {
+                if generation > 0 {
+                    tracing::debug!(
+                        key,
+                        generation,
+                        "earlier sessions were closed by the server"
+                    );
+                }
+                return Ok(id);
+            }
+            Err(e) if e.to_string().contains("SESSION_CLOSED") => continue,
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("cannot open a Spark Connect session at {remote}"));
+            }
+        }
+    }
+    bail!(
+        "the Spark Connect server at {remote} has closed {MAX_GENERATIONS} sessions named {key}; restart it"
+    )
 }
 
 /// `sc://host:port` plus the run name as `user_id`, keeping any parameters the
@@ -57,5 +143,18 @@ mod tests {
             session_url("sc://h:1/;user_id=me", "x"),
             "sc://h:1/;user_id=me"
         );
+    }
+
+    #[test]
+    fn session_ids_are_stable_per_key_and_generation() {
+        assert_eq!(session_id("a", 0), session_id("a", 0));
+        assert_eq!(
+            session_id("sink", 0),
+            Uuid::new_v5(&Uuid::NAMESPACE_OID, b"sink").to_string()
+        );
+        let ids: std::collections::HashSet<_> = (0..50)
+            .flat_map(|g| [session_id("a", g), session_id("b", g)])
+            .collect();
+        assert_eq!(ids.len(), 100);
     }
 }

@@ -53,11 +53,6 @@ impl StreamOptions {
     pub fn query_name(&self) -> String {
         self.sink_id.replace('-', "_")
     }
-
-    /// A stable Spark Connect session id (UUID v5 of the sink id).
-    pub fn session_id(&self) -> String {
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, self.sink_id.as_bytes()).to_string()
-    }
 }
 
 /// Counts of one committed micro-batch, read from the sink's progress table.
@@ -69,7 +64,9 @@ pub struct BatchCounts {
 }
 
 pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
-    crate::spark::connect_to_session(remote, "jobs-stream", Some(&opts.session_id())).await
+    let (mut sessions, _tag) =
+        crate::spark::connect_named(remote, "jobs-stream", &opts.sink_id, 1).await?;
+    sessions.pop().context("no Spark Connect session")
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
