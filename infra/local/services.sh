@@ -185,10 +185,6 @@ start_spark_worker() {
     --webui-port "$SPARK_WORKER_WEBUI_PORT" "$MASTER_URL"
 }
 
-# Short batch jobs: the throughput collector costs less CPU than G1's concurrent
-# work; the marts ran ~25% faster with it (docs/BENCHMARKS.md).
-SPARK_JAVA_OPTIONS="-XX:+UseParallelGC"
-
 start_spark_connect() {
   # The streaming sink plugin must be on the classpath before the server starts.
   local built
@@ -211,8 +207,8 @@ start_spark_connect() {
     --class org.apache.spark.sql.connect.service.SparkConnectServer \
     --name "Spark Connect server" --master "$MASTER_URL" \
     --driver-memory "$SPARK_DRIVER_MEMORY" --executor-memory "$SPARK_EXECUTOR_MEMORY" \
-    --driver-java-options "$SPARK_JAVA_OPTIONS" \
-    --conf spark.executor.extraJavaOptions="$SPARK_JAVA_OPTIONS" \
+    --driver-java-options "$SPARK_DRIVER_JAVA_OPTIONS" \
+    --conf spark.executor.extraJavaOptions="$SPARK_EXECUTOR_JAVA_OPTIONS" \
     --conf spark.cores.max="$SPARK_CORES_MAX" \
     --conf spark.driver.host="$SPARK_MASTER_HOST" \
     --conf spark.connect.grpc.binding.port="$SPARK_CONNECT_PORT" \

@@ -114,8 +114,10 @@ enum Command {
         /// Rows per JDBC write batch into MySQL
         #[arg(long, env = "MARTS_BATCH_SIZE", default_value_t = 10_000)]
         batch_size: u32,
-        /// Parallel JDBC reads per MySQL replica, split on the primary key
-        #[arg(long, env = "MARTS_PARTITIONS", default_value_t = 4)]
+        /// Parallel JDBC reads per MySQL replica, split on the primary key. The marts
+        /// and their seven source reads already run side by side, which fills two
+        /// cores; raise it for a bigger cluster and larger replicas
+        #[arg(long, env = "MARTS_PARTITIONS", default_value_t = 1)]
         partitions: u32,
         /// Benchmark baseline: Spark's default JDBC options into <mart>__baseline
         #[arg(long, hide = true)]
