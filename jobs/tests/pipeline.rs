@@ -230,3 +230,45 @@ async fn marts_equal_the_same_aggregation_done_in_postgres() {
     .await;
     assert_eq!(again, actual);
 }
+
+/// The benchmark baseline must do the same work as the real job, or the comparison in
+/// docs/BENCHMARKS.md means nothing: its plain queries give the same marts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_benchmark_baseline_builds_the_same_marts() {
+    let my = support::mysql_pool().await;
+    support::run_ok(&["replicate"]);
+    support::run_ok(&["marts"]);
+    support::run_ok(&["marts", "--baseline"]);
+    let marts = [
+        (
+            "mart_user_activity",
+            "user_id, first_name, last_name, status, order_count, total_spent",
+        ),
+        (
+            "mart_product_sales",
+            "product_id, name, status, total_quantity_sold, total_sales",
+        ),
+        (
+            "mart_average_check",
+            "status, loyalty_status, average_check",
+        ),
+    ];
+    for (mart, columns) in marts {
+        let ours = mysql_rows(
+            &my,
+            &format!("SELECT CONCAT_WS('|', {columns}) FROM {mart}"),
+        )
+        .await;
+        let baseline = mysql_rows(
+            &my,
+            &format!("SELECT CONCAT_WS('|', {columns}) FROM {mart}__baseline"),
+        )
+        .await;
+        assert!(!ours.is_empty(), "{mart}");
+        assert_eq!(baseline, ours, "{mart}");
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE {mart}__baseline")))
+            .execute(&my)
+            .await
+            .expect("drop the baseline table");
+    }
+}
