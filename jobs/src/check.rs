@@ -193,7 +193,11 @@ async fn probe_kafka(kafka: &KafkaSettings) -> Result<String> {
 }
 
 async fn probe_spark(spark: &SparkSettings) -> Result<String> {
-    let session = crate::spark::connect(&spark.remote, "platform-check").await?;
+    // A named session, so that repeated checks (every `make up`) do not leave a new
+    // idle session on the server each time.
+    let (mut sessions, _) =
+        crate::spark::connect_named(&spark.remote, "platform-check", "platform-check", 1).await?;
+    let session = sessions.pop().context("no Spark Connect session")?;
     let batch = session
         .sql("SELECT 1 AS ok")
         .await
