@@ -203,7 +203,6 @@ async fn run(cli: Cli) -> Result<()> {
                 let key = format!("jobs-replicate|{}|{}", source.url, sink.url);
                 jobs::spark::connect_named(&cli.spark.remote, "jobs-replicate", &key, tables.len())
                     .await?
-                    .0
             };
             let started = Instant::now();
             let ctx = replicate::Job {
@@ -293,7 +292,6 @@ async fn run(cli: Cli) -> Result<()> {
                 let key = format!("jobs-marts|{}", target.url);
                 jobs::spark::connect_named(&cli.spark.remote, "jobs-marts", &key, selected.len())
                     .await?
-                    .0
             };
             let started = Instant::now();
             let ctx = marts::Job {

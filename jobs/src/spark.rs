@@ -50,14 +50,14 @@ pub async fn connect_to_session(
 /// when it is done, so operations sharing one client run one after another. The
 /// clients share the session (its temporary views and configuration).
 ///
-/// Every operation of this run carries the returned tag (`<run_name>-<random>`),
-/// which tells the runs of one session apart in the Spark UI.
+/// Every operation of this run carries a tag `<run_name>-<random>` (logged), which
+/// tells the runs of one session apart in the Spark UI.
 pub async fn connect_named(
     remote: &str,
     run_name: &str,
     key: &str,
     clients: usize,
-) -> Result<(Vec<SparkSession>, String)> {
+) -> Result<Vec<SparkSession>> {
     let session_id = open_session_id(remote, run_name, key).await?;
     let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
     let mut sessions = try_join_all(
@@ -69,7 +69,7 @@ pub async fn connect_named(
             .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
     }
     tracing::info!(session = %session_id, tag = %tag, "Spark Connect session");
-    Ok((sessions, tag))
+    Ok(sessions)
 }
 
 /// The id of generation `generation` of the named session `key`. Generation 0 is the

@@ -64,8 +64,7 @@ pub struct BatchCounts {
 }
 
 pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
-    let (mut sessions, _tag) =
-        crate::spark::connect_named(remote, "jobs-stream", &opts.sink_id, 1).await?;
+    let mut sessions = crate::spark::connect_named(remote, "jobs-stream", &opts.sink_id, 1).await?;
     sessions.pop().context("no Spark Connect session")
 }
 

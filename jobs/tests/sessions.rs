@@ -106,7 +106,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
     let server = start_server("8s");
     let key = support::unique("session-test");
 
-    let (first, _) = spark::connect_named(&server.remote, "session-test", &key, 2)
+    let first = spark::connect_named(&server.remote, "session-test", &key, 2)
         .await
         .expect("first attach");
     assert_eq!(first.len(), 2);
@@ -115,7 +115,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
     assert_eq!(count_range(&first[1]).await, 7);
 
     // Another attach while the session is alive lands in the same session.
-    let (again, _) = spark::connect_named(&server.remote, "session-test", &key, 1)
+    let again = spark::connect_named(&server.remote, "session-test", &key, 1)
         .await
         .expect("second attach");
     assert_eq!(again[0].session_id(), spark::session_id(&key, 0));
@@ -136,7 +136,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
         .expect_err("the server should refuse a closed session");
     assert!(err.to_string().contains("SESSION_CLOSED"), "{err}");
 
-    let (next, _) = spark::connect_named(&server.remote, "session-test", &key, 1)
+    let next = spark::connect_named(&server.remote, "session-test", &key, 1)
         .await
         .expect("attach after the timeout");
     assert_eq!(next[0].session_id(), spark::session_id(&key, 1));
