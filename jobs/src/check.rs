@@ -195,9 +195,8 @@ async fn probe_kafka(kafka: &KafkaSettings) -> Result<String> {
 async fn probe_spark(spark: &SparkSettings) -> Result<String> {
     // A named session, so that repeated checks (every `make up`) do not leave a new
     // idle session on the server each time.
-    let mut sessions =
-        crate::spark::connect_named(&spark.remote, "platform-check", "platform-check", 1).await?;
-    let session = sessions.pop().context("no Spark Connect session")?;
+    let session =
+        crate::spark::connect_named_one(&spark.remote, "platform-check", "platform-check").await?;
     let batch = session
         .sql("SELECT 1 AS ok")
         .await

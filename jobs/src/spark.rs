@@ -58,18 +58,29 @@ pub async fn connect_named(
     key: &str,
     clients: usize,
 ) -> Result<Vec<SparkSession>> {
-    let session_id = open_session_id(remote, run_name, key).await?;
+    // The client that found the open generation is the first of the run's clients.
+    let first = open_named(remote, run_name, key).await?;
+    let session_id = first.session_id().to_string();
     let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
-    let mut sessions = try_join_all(
-        (0..clients.max(1)).map(|_| connect_to_session(remote, run_name, Some(&session_id))),
-    )
-    .await?;
+    let mut sessions = vec![first];
+    sessions.extend(
+        try_join_all((1..clients).map(|_| connect_to_session(remote, run_name, Some(&session_id))))
+            .await?,
+    );
     for s in &mut sessions {
         s.add_tag(&tag)
             .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
     }
     tracing::info!(session = %session_id, tag = %tag, "Spark Connect session");
     Ok(sessions)
+}
+
+/// [`connect_named`] with one client, for jobs that do one thing at a time.
+pub async fn connect_named_one(remote: &str, run_name: &str, key: &str) -> Result<SparkSession> {
+    connect_named(remote, run_name, key, 1)
+        .await?
+        .pop()
+        .context("no Spark Connect session")
 }
 
 /// The id of generation `generation` of the named session `key`. Generation 0 is the
@@ -83,9 +94,9 @@ pub fn session_id(key: &str, generation: u32) -> String {
     Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
 }
 
-/// The first generation of `key` the server accepts. A request with an unknown id
-/// creates the session, so the probe also opens it.
-async fn open_session_id(remote: &str, run_name: &str, key: &str) -> Result<String> {
+/// A client on the first generation of `key` the server accepts. A request with an
+/// unknown id creates the session, so the probe also opens it.
+async fn open_named(remote: &str, run_name: &str, key: &str) -> Result<SparkSession> {
     for generation in 0..MAX_GENERATIONS {
         let id = session_id(key, generation);
         let spark = connect_to_session(remote, run_name, Some(&id)).await?;
@@ -98,7 +109,7 @@ async fn open_session_id(remote: &str, run_name: &str, key: &str) -> Result<Stri
                         "earlier sessions were closed by the server"
                     );
                 }
-                return Ok(id);
+                return Ok(spark);
             }
             Err(e) if e.to_string().contains("SESSION_CLOSED") => continue,
             Err(e) => {

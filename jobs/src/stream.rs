@@ -64,8 +64,7 @@ pub struct BatchCounts {
 }
 
 pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
-    let mut sessions = crate::spark::connect_named(remote, "jobs-stream", &opts.sink_id, 1).await?;
-    sessions.pop().context("no Spark Connect session")
+    crate::spark::connect_named_one(remote, "jobs-stream", &opts.sink_id).await
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
