@@ -6,13 +6,12 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use futures::future::join_all;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::jdbc::{self, JdbcTarget, Partitioning};
 use crate::mysql_swap;
-use crate::outcome::all_or_report;
+use crate::outcome::side_by_side;
 
 /// A mart: its name (also its MySQL table), the replicas it reads and its query
 /// over them (the replicas are Spark temporary views named `src_<table>`).
@@ -109,14 +108,14 @@ pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRepor
     let started = Instant::now();
     register_sources(ctx, marts).await?;
     tracing::debug!("sources registered after {:?}", started.elapsed());
-    let results = join_all(
-        marts
-            .iter()
-            .enumerate()
-            .map(|(i, m)| build_mart(ctx, &ctx.spark[i % ctx.spark.len()], m)),
+    side_by_side(
+        "building marts",
+        ctx.spark,
+        marts,
+        |m| m.name,
+        |spark, m| build_mart(ctx, spark, m),
     )
-    .await;
-    all_or_report("building marts", marts.iter().map(|m| m.name).zip(results))
+    .await
 }
 
 /// Registers the MySQL replicas the marts read as Spark views `src_<table>`, each

@@ -11,14 +11,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use common::schema::Table;
-use futures::future::join_all;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
 use crate::checksum::{self, Fingerprint};
 use crate::jdbc::{self, JdbcTarget, Partitioning};
 use crate::mysql_swap;
-use crate::outcome::all_or_report;
+use crate::outcome::side_by_side;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
@@ -49,17 +48,17 @@ pub struct Job<'a> {
     pub tuning: Tuning,
 }
 
-/// Replicates the tables concurrently (Spark runs their jobs side by side); the
-/// first failure is returned after every table has finished or failed.
+/// Replicates the tables concurrently (Spark runs their jobs side by side); once
+/// every table has finished or failed, one error names each failed table.
 pub async fn run(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
-    let results = join_all(
-        tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| replicate_table(ctx, &ctx.spark[i % ctx.spark.len()], t)),
+    side_by_side(
+        "replication",
+        ctx.spark,
+        tables,
+        |t| t.name,
+        |spark, t| replicate_table(ctx, spark, t),
     )
-    .await;
-    all_or_report("replication", tables.iter().map(|t| t.name).zip(results))
+    .await
 }
 
 async fn replicate_table(
