@@ -171,6 +171,35 @@ async fn mysql_rows(pool: &MySqlPool, sql: &str) -> Vec<String> {
     v
 }
 
+/// Each mart's columns, in order, as the tests read them back from MySQL.
+const MART_COLUMNS: [(&str, &str); 3] = [
+    (
+        "mart_user_activity",
+        "user_id, first_name, last_name, status, order_count, total_spent",
+    ),
+    (
+        "mart_product_sales",
+        "product_id, name, status, total_quantity_sold, total_sales",
+    ),
+    (
+        "mart_average_check",
+        "status, loyalty_status, average_check",
+    ),
+];
+
+/// The rows of `table`, holding mart `mart`, as `|`-joined text, sorted.
+async fn mart_rows(pool: &MySqlPool, mart: &str, table: &str) -> Vec<String> {
+    let (_, columns) = MART_COLUMNS
+        .iter()
+        .find(|(m, _)| *m == mart)
+        .expect("a known mart");
+    mysql_rows(
+        pool,
+        &format!("SELECT CONCAT_WS('|', {columns}) FROM {table}"),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn marts_equal_the_same_aggregation_done_in_postgres() {
     let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
@@ -185,11 +214,7 @@ async fn marts_equal_the_same_aggregation_done_in_postgres() {
          FROM orders o JOIN users u USING (user_id) GROUP BY u.user_id, u.first_name, u.last_name, o.status",
     )
     .await;
-    let actual = mysql_rows(
-        &my,
-        "SELECT CONCAT_WS('|', user_id, first_name, last_name, status, order_count, total_spent) FROM mart_user_activity",
-    )
-    .await;
+    let actual = mart_rows(&my, "mart_user_activity", "mart_user_activity").await;
     assert!(!expected.is_empty());
     assert_eq!(actual, expected, "mart_user_activity");
 
@@ -200,11 +225,7 @@ async fn marts_equal_the_same_aggregation_done_in_postgres() {
          GROUP BY p.product_id, p.name, o.status",
     )
     .await;
-    let actual = mysql_rows(
-        &my,
-        "SELECT CONCAT_WS('|', product_id, name, status, total_quantity_sold, total_sales) FROM mart_product_sales",
-    )
-    .await;
+    let actual = mart_rows(&my, "mart_product_sales", "mart_product_sales").await;
     assert_eq!(actual, expected, "mart_product_sales");
 
     // Averages to 6 decimals, rounded half up on both sides.
@@ -214,20 +235,12 @@ async fn marts_equal_the_same_aggregation_done_in_postgres() {
          FROM orders o JOIN users u USING (user_id) GROUP BY o.status, u.loyalty_status",
     )
     .await;
-    let actual = mysql_rows(
-        &my,
-        "SELECT CONCAT_WS('|', status, loyalty_status, average_check) FROM mart_average_check",
-    )
-    .await;
+    let actual = mart_rows(&my, "mart_average_check", "mart_average_check").await;
     assert_eq!(actual, expected, "mart_average_check");
 
     // Idempotent: a second build gives the same rows.
     support::run_ok(&["marts"]);
-    let again = mysql_rows(
-        &my,
-        "SELECT CONCAT_WS('|', status, loyalty_status, average_check) FROM mart_average_check",
-    )
-    .await;
+    let again = mart_rows(&my, "mart_average_check", "mart_average_check").await;
     assert_eq!(again, actual);
 }
 
@@ -239,31 +252,9 @@ async fn the_benchmark_baseline_builds_the_same_marts() {
     support::run_ok(&["replicate"]);
     support::run_ok(&["marts"]);
     support::run_ok(&["marts", "--baseline"]);
-    let marts = [
-        (
-            "mart_user_activity",
-            "user_id, first_name, last_name, status, order_count, total_spent",
-        ),
-        (
-            "mart_product_sales",
-            "product_id, name, status, total_quantity_sold, total_sales",
-        ),
-        (
-            "mart_average_check",
-            "status, loyalty_status, average_check",
-        ),
-    ];
-    for (mart, columns) in marts {
-        let ours = mysql_rows(
-            &my,
-            &format!("SELECT CONCAT_WS('|', {columns}) FROM {mart}"),
-        )
-        .await;
-        let baseline = mysql_rows(
-            &my,
-            &format!("SELECT CONCAT_WS('|', {columns}) FROM {mart}__baseline"),
-        )
-        .await;
+    for (mart, _) in MART_COLUMNS {
+        let ours = mart_rows(&my, mart, mart).await;
+        let baseline = mart_rows(&my, mart, &format!("{mart}__baseline")).await;
         assert!(!ours.is_empty(), "{mart}");
         assert_eq!(baseline, ours, "{mart}");
         sqlx::query(AssertSqlSafe(format!("DROP TABLE {mart}__baseline")))
