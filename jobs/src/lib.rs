@@ -1,15 +1,22 @@
 //! The platform's jobs. Each job builds DataFrame plans and sends them to the Spark
 //! Connect server, so the Spark cluster does the work; this crate only orchestrates
 //! and verifies.
+//!
+//! One module per job (`check`, `replicate`, `marts`, `stream`, `summary`), each with
+//! its own `Args`, logic and output; the helpers they share live in modules named for
+//! what they are (`spark`, `mysql`, `postgres`, `fingerprint`). `main.rs` only
+//! dispatches.
 
 pub mod check;
-pub mod checksum;
-pub mod events;
-pub mod jdbc;
+pub mod fingerprint;
 pub mod marts;
-pub mod mysql_swap;
-pub mod outcome;
+pub mod mysql;
+pub mod output;
+pub mod postgres;
 pub mod replicate;
+pub mod settings;
 pub mod spark;
 pub mod stream;
 pub mod summary;
+
+pub use settings::Settings;

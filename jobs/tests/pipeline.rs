@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::schema::TABLES;
-use jobs::replicate::{mysql_fingerprint, postgres_fingerprint};
+use jobs::fingerprint::{mysql_fingerprint, postgres_fingerprint};
 use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
 async fn pg_max_key(pool: &PgPool, table: &str, pk: &str) -> i64 {

@@ -4,8 +4,8 @@
 mod support;
 
 use common::SparkSettings;
-use jobs::check::{self, Service, Targets};
-use jobs::jdbc::{self, JdbcTarget};
+use jobs::check::{self, Service};
+use jobs::spark::jdbc::{self, JdbcTarget};
 use sqlx::AssertSqlSafe;
 
 fn spark_remote() -> String {
@@ -45,19 +45,14 @@ async fn check_probes_every_service() {
     let spark = SparkSettings {
         remote: spark_remote(),
     };
-    let targets = Targets {
-        postgres: &pg,
-        mysql: &my,
-        kafka: &kafka,
-        spark: &spark,
+    let settings = jobs::Settings {
+        postgres: pg,
+        mysql: my,
+        kafka,
+        spark,
     };
-    for s in [
-        Service::Postgres,
-        Service::Mysql,
-        Service::Kafka,
-        Service::SparkConnect,
-    ] {
-        let what = check::probe(&targets, s).await.expect("service usable");
+    for s in Service::ALL {
+        let what = check::probe(&settings, s).await.expect("service usable");
         assert!(!what.is_empty());
     }
 }

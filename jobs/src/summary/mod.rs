@@ -4,6 +4,19 @@ use anyhow::{Context, Result};
 use common::schema::{MARTS, TABLES};
 use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
+use crate::{Settings, out};
+
+/// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantine.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(settings: &Settings, _args: Args) -> Result<()> {
+    let pg = crate::postgres::pool(&settings.postgres).await?;
+    let my = crate::mysql::pool(&settings.mysql).await?;
+    out!("{}", collect(&pg, &my).await?);
+    Ok(())
+}
+
 pub struct Summary {
     /// (table, rows in PostgreSQL, rows in MySQL)
     pub tables: Vec<(&'static str, i64, i64)>,

@@ -11,6 +11,11 @@
 //! until it restarts. So a name maps to a sequence of ids, one per generation, and a
 //! run takes the first id the server has not closed.
 
+pub mod jdbc;
+mod side_by_side;
+
+pub use side_by_side::{all_or_report, side_by_side};
+
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use spark_connect_rs::{SparkSession, SparkSessionBuilder};

@@ -3,7 +3,9 @@
 //! canonical text in PostgreSQL and MySQL, hashed with MD5, and the first 60 bits
 //! of the hashes are summed (order-independent, exact integer arithmetic).
 
+use anyhow::{Context, Result};
 use common::schema::{Kind, Table};
+use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
 /// Rows and checksum of one side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,32 @@ pub fn mysql_sql_for(table: &Table, relation: &str) -> String {
         "SELECT CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({row}), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
          FROM `{relation}`"
     )
+}
+
+pub async fn postgres_fingerprint(
+    pool: &PgPool,
+    table: &Table,
+    max_key: i64,
+) -> Result<Fingerprint> {
+    let (rows, checksum): (i64, String) =
+        sqlx::query_as(AssertSqlSafe(postgres_sql(table, max_key)))
+            .fetch_one(pool)
+            .await
+            .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
+    Ok(Fingerprint { rows, checksum })
+}
+
+pub async fn mysql_fingerprint(
+    pool: &MySqlPool,
+    table: &Table,
+    relation: &str,
+) -> Result<Fingerprint> {
+    let (rows, checksum): (i64, String) =
+        sqlx::query_as(AssertSqlSafe(mysql_sql_for(table, relation)))
+            .fetch_one(pool)
+            .await
+            .with_context(|| format!("cannot checksum MySQL table {relation}"))?;
+    Ok(Fingerprint { rows, checksum })
 }
 
 #[cfg(test)]

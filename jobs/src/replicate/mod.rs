@@ -10,14 +10,95 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use common::schema::Table;
+use clap::builder::PossibleValuesParser;
+use common::schema::{self, TABLES, Table};
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
-use crate::checksum::{self, Fingerprint};
-use crate::jdbc::{self, JdbcTarget, Partitioning};
-use crate::mysql_swap;
-use crate::outcome::side_by_side;
+use crate::fingerprint::{mysql_fingerprint, postgres_fingerprint};
+use crate::mysql::staging as mysql_swap;
+use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
+use crate::spark::side_by_side;
+use crate::{Settings, out};
+
+/// Replicate PostgreSQL tables to MySQL through Spark, verified by row count and
+/// content checksum, swapped in atomically.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only these tables (default: all five)
+    #[arg(long = "table", value_parser = PossibleValuesParser::new(TABLES.map(|t| t.name)))]
+    tables: Vec<String>,
+    /// Parallel JDBC reads per table, split on the primary key
+    #[arg(long, env = "REPLICATE_PARTITIONS", default_value_t = 4)]
+    partitions: u32,
+    /// Rows per JDBC write batch into MySQL
+    #[arg(long, env = "REPLICATE_BATCH_SIZE", default_value_t = 10_000)]
+    batch_size: u32,
+    /// Rows per JDBC fetch from PostgreSQL
+    #[arg(long, env = "REPLICATE_FETCH_SIZE", default_value_t = 10_000)]
+    fetch_size: u32,
+    /// Benchmark baseline: Spark's default JDBC options into <table>__baseline
+    #[arg(long, hide = true)]
+    baseline: bool,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<()> {
+    let tables: Vec<_> = if args.tables.is_empty() {
+        TABLES.iter().collect()
+    } else {
+        args.tables
+            .iter()
+            .filter_map(|name| schema::table(name))
+            .collect()
+    };
+    let source = JdbcTarget::postgres(&settings.postgres)?;
+    let sink = JdbcTarget::mysql(&settings.mysql)?;
+    let pg_pool = crate::postgres::pool(&settings.postgres).await?;
+    let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
+    let remote = &settings.spark.remote;
+    let spark = if args.baseline {
+        // A new session per run, as the seed's spark-submit runs had.
+        vec![crate::spark::connect(remote, "jobs-replicate-baseline").await?]
+    } else {
+        let key = format!("jobs-replicate|{}|{}", source.url, sink.url);
+        crate::spark::connect_named(remote, "jobs-replicate", &key, tables.len()).await?
+    };
+    let started = Instant::now();
+    let ctx = Job {
+        spark: &spark,
+        pg_pool: &pg_pool,
+        mysql_pool: &mysql_pool,
+        source: &source,
+        sink: &sink,
+        tuning: Tuning {
+            partitions: args.partitions.max(1),
+            batch_size: args.batch_size.max(1),
+            fetch_size: args.fetch_size.max(1),
+        },
+    };
+    if args.baseline {
+        for r in run_baseline(&ctx, &tables).await? {
+            out!("{:<20} baseline  {:.2}s", r.table, r.seconds);
+        }
+        out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let reports = replicate(&ctx, &tables).await?;
+    for r in &reports {
+        out!(
+            "{:<20} {:>9} rows  verified  {:.2}s",
+            r.table,
+            r.rows,
+            r.seconds
+        );
+    }
+    out!(
+        "replicated {} table(s) in {:.2}s",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
@@ -50,7 +131,7 @@ pub struct Job<'a> {
 
 /// Replicates the tables concurrently (Spark runs their jobs side by side); once
 /// every table has finished or failed, one error names each failed table.
-pub async fn run(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
+pub async fn replicate(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
     side_by_side(
         "replication",
         ctx.spark,
@@ -140,32 +221,6 @@ async fn replicate_table(
             Err(e)
         }
     }
-}
-
-pub async fn postgres_fingerprint(
-    pool: &PgPool,
-    table: &Table,
-    max_key: i64,
-) -> Result<Fingerprint> {
-    let (rows, checksum): (i64, String) =
-        sqlx::query_as(AssertSqlSafe(checksum::postgres_sql(table, max_key)))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
-    Ok(Fingerprint { rows, checksum })
-}
-
-pub async fn mysql_fingerprint(
-    pool: &MySqlPool,
-    table: &Table,
-    relation: &str,
-) -> Result<Fingerprint> {
-    let (rows, checksum): (i64, String) =
-        sqlx::query_as(AssertSqlSafe(checksum::mysql_sql_for(table, relation)))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("cannot checksum MySQL table {relation}"))?;
-    Ok(Fingerprint { rows, checksum })
 }
 
 /// The benchmark baseline: each table in turn, one JDBC partition, Spark's default

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::{KafkaSettings, MysqlSettings, PostgresSettings, SparkSettings};
+
+use crate::Settings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -36,17 +38,42 @@ impl Service {
     }
 }
 
-pub struct Targets<'a> {
-    pub postgres: &'a PostgresSettings,
-    pub mysql: &'a MysqlSettings,
-    pub kafka: &'a KafkaSettings,
-    pub spark: &'a SparkSettings,
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Postgres,
+        Service::Mysql,
+        Service::Kafka,
+        Service::SparkConnect,
+    ];
+}
+
+/// Check that every service is usable: a query on PostgreSQL and MySQL as the
+/// platform user, a Kafka produce/consume round trip, a Spark Connect query.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep retrying for up to this many seconds before giving up
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+    /// Only these services (default: all)
+    #[arg(long = "service", value_enum)]
+    services: Vec<Service>,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<()> {
+    let services = if args.services.is_empty() {
+        &Service::ALL[..]
+    } else {
+        &args.services[..]
+    };
+    check_all(settings, services, Duration::from_secs(args.wait))
+        .await
+        .map_err(|(service, e)| e.context(format!("service={} is not usable", service.name())))
 }
 
 /// Probes each service, retrying until `wait` has passed. Returns the first service
 /// that never became usable, with its last error.
 pub async fn check_all(
-    targets: &Targets<'_>,
+    settings: &Settings,
     services: &[Service],
     wait: Duration,
 ) -> Result<(), (Service, anyhow::Error)> {
@@ -54,7 +81,7 @@ pub async fn check_all(
     for &service in services {
         let started = Instant::now();
         loop {
-            match probe(targets, service).await {
+            match probe(settings, service).await {
                 Ok(what) => {
                     tracing::info!(
                         "service={} ok: {what} ({} ms)",
@@ -74,15 +101,15 @@ pub async fn check_all(
     Ok(())
 }
 
-pub async fn probe(targets: &Targets<'_>, service: Service) -> Result<String> {
+pub async fn probe(settings: &Settings, service: Service) -> Result<String> {
     // Each probe gets its own time limit so one hung connection cannot eat the wait.
     let limit = Duration::from_secs(20);
     let fut = async {
         match service {
-            Service::Postgres => probe_postgres(targets.postgres).await,
-            Service::Mysql => probe_mysql(targets.mysql).await,
-            Service::Kafka => probe_kafka(targets.kafka).await,
-            Service::SparkConnect => probe_spark(targets.spark).await,
+            Service::Postgres => probe_postgres(&settings.postgres).await,
+            Service::Mysql => probe_mysql(&settings.mysql).await,
+            Service::Kafka => probe_kafka(&settings.kafka).await,
+            Service::SparkConnect => probe_spark(&settings.spark).await,
         }
     };
     tokio::time::timeout(limit, fut)

@@ -1,7 +1,4 @@
-//! `jobs stream`: the registration events of the Kafka topic into PostgreSQL
-//! `users`, by Spark Structured Streaming. Parsing and validation happen in Spark
-//! SQL (see `events`); the `pg-exactly-once` sink plugin on the cluster writes each
-//! micro-batch exactly once and sends invalid events to `users_quarantine`.
+//! The streaming query: started on the Spark Connect server, followed until it ends.
 //!
 //! The job uses a Spark Connect session id derived from the sink id, so a restarted
 //! job (after a crash or kill -9) finds the query its predecessor left running on
@@ -15,8 +12,8 @@ use spark_connect_rs::SparkSession;
 use spark_connect_rs::streaming::{OutputMode, StreamingQuery, Trigger};
 use sqlx::PgPool;
 
-use crate::events;
-use crate::jdbc::JdbcTarget;
+use super::events;
+use crate::spark::jdbc::JdbcTarget;
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {

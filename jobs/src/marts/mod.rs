@@ -6,12 +6,83 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
-use crate::jdbc::{self, JdbcTarget, Partitioning};
-use crate::mysql_swap;
-use crate::outcome::side_by_side;
+use crate::mysql::staging as mysql_swap;
+use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
+use crate::spark::side_by_side;
+use crate::{Settings, out};
+
+/// Build the analytical marts in MySQL from the MySQL replicas, through Spark.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only these marts (default: all three)
+    #[arg(long = "mart", value_parser = PossibleValuesParser::new(common::schema::MARTS))]
+    marts: Vec<String>,
+    /// Rows per JDBC write batch into MySQL
+    #[arg(long, env = "MARTS_BATCH_SIZE", default_value_t = 10_000)]
+    batch_size: u32,
+    /// Parallel JDBC reads per MySQL replica, split on the primary key. The marts
+    /// and their seven source reads already run side by side, which fills two
+    /// cores; raise it for a bigger cluster and larger replicas
+    #[arg(long, env = "MARTS_PARTITIONS", default_value_t = 1)]
+    partitions: u32,
+    /// Benchmark baseline: Spark's default JDBC options into <mart>__baseline
+    #[arg(long, hide = true)]
+    baseline: bool,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<()> {
+    let selected: Vec<_> = if args.marts.is_empty() {
+        MARTS.iter().collect()
+    } else {
+        args.marts.iter().filter_map(|m| mart(m)).collect()
+    };
+    let target = JdbcTarget::mysql(&settings.mysql)?;
+    let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
+    let remote = &settings.spark.remote;
+    let spark = if args.baseline {
+        vec![crate::spark::connect(remote, "jobs-marts-baseline").await?]
+    } else {
+        // Runs against the same MySQL share the session and its `src_*` views;
+        // a view replaced by a concurrent run reads the same replica.
+        let key = format!("jobs-marts|{}", target.url);
+        crate::spark::connect_named(remote, "jobs-marts", &key, selected.len()).await?
+    };
+    let started = Instant::now();
+    let ctx = Job {
+        spark: &spark,
+        mysql_pool: &mysql_pool,
+        mysql: &target,
+        batch_size: args.batch_size.max(1),
+        fetch_size: 10_000,
+        // The baseline reads each replica in one partition.
+        partitions: if args.baseline {
+            1
+        } else {
+            args.partitions.max(1)
+        },
+    };
+    if args.baseline {
+        for r in run_baseline(&ctx, &selected).await? {
+            out!("{:<20} baseline  {:.2}s", r.mart, r.seconds);
+        }
+        out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let reports = build(&ctx, &selected).await?;
+    for r in &reports {
+        out!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);
+    }
+    out!(
+        "built {} mart(s) in {:.2}s",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 /// A mart: its name (also its MySQL table), the replicas it reads and its query
 /// over them (the replicas are Spark temporary views named `src_<table>`).
@@ -104,7 +175,7 @@ pub struct Job<'a> {
 
 /// Registers the MySQL replicas the marts need as Spark views, then builds the
 /// marts concurrently.
-pub async fn run(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
+pub async fn build(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartReport>> {
     let started = Instant::now();
     register_sources(ctx, marts).await?;
     tracing::debug!("sources registered after {:?}", started.elapsed());

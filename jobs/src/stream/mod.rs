@@ -1,0 +1,136 @@
+//! `jobs stream`: the registration events of the Kafka topic into PostgreSQL `users`,
+//! by Spark Structured Streaming. Parsing and validation happen in Spark SQL
+//! (`events`); the `pg-exactly-once` sink plugin on the cluster writes each
+//! micro-batch exactly once and sends invalid events to `users_quarantine`. `query`
+//! starts and follows the streaming query; this module owns the flags and the run
+//! loop (one pass with `--available-now`, restarts with backoff in continuous mode).
+
+pub mod events;
+pub mod query;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use sqlx::PgPool;
+use tokio::signal::unix::SignalKind;
+
+pub use query::{StreamOptions, Totals};
+
+use crate::output::one_line;
+use crate::spark::jdbc::JdbcTarget;
+use crate::{Settings, out};
+
+/// Stream the registration events from Kafka into PostgreSQL `users` with Spark
+/// Structured Streaming, exactly once; invalid events go to `users_quarantine`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Process what the topic holds since the last checkpoint, then exit
+    /// (what an Airflow run does). Without it: run until SIGTERM.
+    #[arg(long)]
+    available_now: bool,
+    /// Micro-batch interval in continuous mode, in milliseconds
+    #[arg(long, env = "STREAM_TRIGGER_INTERVAL_MS", default_value_t = 1000)]
+    trigger_interval_ms: u64,
+    /// Upper bound of events per micro-batch
+    #[arg(
+        long,
+        env = "STREAM_MAX_OFFSETS_PER_TRIGGER",
+        default_value_t = 200_000
+    )]
+    max_offsets_per_trigger: u64,
+    /// Spark tasks per micro-batch at least (0: one per Kafka partition)
+    #[arg(long, env = "STREAM_MIN_PARTITIONS", default_value_t = 2)]
+    min_partitions: u32,
+    /// Checkpoint directory as the Spark cluster sees it (default: the Connect
+    /// server's spark.sql.streaming.checkpointLocation / <sink id>)
+    #[arg(long, env = "STREAM_CHECKPOINT_LOCATION")]
+    checkpoint_location: Option<String>,
+    /// Stable name of the stream: query name, progress rows, default checkpoint
+    #[arg(long, env = "STREAM_SINK_ID", default_value = "users_stream")]
+    sink_id: String,
+    /// Where a stream without a checkpoint starts: earliest or latest
+    #[arg(long, env = "STREAM_STARTING_OFFSETS", default_value = "earliest")]
+    starting_offsets: String,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<()> {
+    let opts = StreamOptions {
+        bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+        topic: settings.kafka.topic.clone(),
+        sink_id: args.sink_id,
+        available_now: args.available_now,
+        trigger_interval: Duration::from_millis(args.trigger_interval_ms),
+        max_offsets_per_trigger: args.max_offsets_per_trigger,
+        min_partitions: args.min_partitions,
+        checkpoint_location: args.checkpoint_location,
+        starting_offsets: args.starting_offsets,
+    };
+    opts.validate()?;
+    let sink = JdbcTarget::postgres(&settings.postgres)?;
+    let pg_pool = crate::postgres::pool(&settings.postgres).await?;
+    run_loop(&settings.spark.remote, &sink, &pg_pool, &opts).await
+}
+
+/// Available-now: one pass, any failure is the exit status (Airflow retries).
+/// Continuous: a lost Spark Connect server or failed query is restarted from the
+/// checkpoint with backoff, until SIGTERM or Ctrl-C.
+async fn run_loop(
+    remote: &str,
+    sink: &JdbcTarget,
+    pg_pool: &PgPool,
+    opts: &StreamOptions,
+) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            tracing::info!("shutdown requested");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let started = Instant::now();
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let attempt = async {
+            let spark = query::connect(remote, opts).await?;
+            let query = query::start(&spark, sink, opts).await?;
+            query::follow(&query, pg_pool, opts, || stop.load(Ordering::SeqCst)).await
+        }
+        .await;
+        match attempt {
+            Ok(t) => {
+                out!(
+                    "streamed {} batch(es): {} users written, {} events quarantined in {:.1}s",
+                    t.batches,
+                    t.valid,
+                    t.quarantined,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            Err(e) if opts.available_now || stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    "stream interrupted: {}; restarting from the checkpoint in {}s",
+                    one_line(&format!("{e:#}")),
+                    backoff.as_secs()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
