@@ -9,34 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::schema::TABLES;
-use jobs::fingerprint::{mysql_fingerprint, postgres_fingerprint};
 use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
-
-async fn pg_max_key(pool: &PgPool, table: &str, pk: &str) -> i64 {
-    let (max,): (Option<i64>,) = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT max({pk})::bigint FROM {table}"
-    )))
-    .fetch_one(pool)
-    .await
-    .expect("max key");
-    max.unwrap_or(0)
-}
 
 async fn assert_replicas_equal_sources(pg: &PgPool, my: &MySqlPool) {
     for t in &TABLES {
-        let max = pg_max_key(pg, t.name, t.primary_key).await;
-        let source = postgres_fingerprint(pg, t, max)
-            .await
-            .expect("pg fingerprint");
-        let replica = mysql_fingerprint(my, t, t.name)
-            .await
-            .expect("mysql fingerprint");
-        assert!(
-            source.rows > 0,
-            "{} is empty in PostgreSQL: run `datagen pg`",
-            t.name
-        );
-        assert_eq!(source, replica, "{} differs", t.name);
+        support::rows::assert_replica_equals_source(pg, my, t).await;
     }
 }
 
@@ -72,7 +49,7 @@ async fn replicate_copies_every_table_exactly_and_a_rerun_changes_nothing() {
     assert_replicas_equal_sources(&pg, &my).await;
     let (leftovers,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
-         AND (TABLE_NAME LIKE '%\\_\\_staging' OR TABLE_NAME LIKE '%\\_\\_old')",
+         AND (TABLE_NAME LIKE '%\\_\\_stg\\_%' OR TABLE_NAME LIKE '%\\_\\_old\\_%')",
     )
     .fetch_one(&my)
     .await
@@ -142,7 +119,7 @@ async fn unreachable_spark_connect_fails_with_one_line_and_no_staging_left() {
     assert!(errors[0].contains("Spark Connect"), "{stderr}");
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
-         AND TABLE_NAME = 'products__staging'",
+         AND TABLE_NAME LIKE 'products\\_\\_stg\\_%'",
     )
     .fetch_one(&my)
     .await
@@ -261,5 +238,307 @@ async fn the_benchmark_baseline_builds_the_same_marts() {
             .execute(&my)
             .await
             .expect("drop the baseline table");
+    }
+}
+
+/// Runs `jobs` with `args` twice at the same moment; returns both outputs.
+fn run_twice_at_once(args: &[&str]) -> [(std::process::Output, String); 2] {
+    let spawn = || {
+        support::jobs(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start jobs")
+    };
+    let (a, b) = (spawn(), spawn());
+    [a, b].map(|c| {
+        let out = c.wait_with_output().expect("wait");
+        let text = format!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out, text)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replications_started_at_once_both_finish_with_a_verified_copy() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    for (out, text) in run_twice_at_once(&["replicate"]) {
+        assert!(out.status.success(), "{text}");
+    }
+    assert_replicas_equal_sources(&pg, &my).await;
+    for (out, text) in run_twice_at_once(&["marts"]) {
+        assert!(out.status.success(), "{text}");
+    }
+}
+
+/// A MySQL session of the test's own holding the lock a run of `jobs` takes for
+/// `table` (as another run would), until dropped.
+async fn hold_table_lock(table: &str) -> sqlx::pool::PoolConnection<sqlx::MySql> {
+    let my = support::mysql_pool().await;
+    let mut conn = my.acquire().await.expect("connection");
+    let name = format!("finals.{}.{table}", support::var("MYSQL_DB"));
+    let (got,): (i64,) = sqlx::query_as("SELECT GET_LOCK(?, 5)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("GET_LOCK");
+    assert_eq!(got, 1);
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_cannot_get_its_table_or_swap_it_fails_clearly_and_changes_nothing() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    support::run_ok(&["replicate", "--table", "products"]);
+    let products = common::schema::table("products").expect("products");
+    let before = support::rows::mysql(&my, products).await;
+
+    // Another run holds the table: this one waits its bound, then says so.
+    let held = hold_table_lock("products").await;
+    let (out, _, stderr) =
+        support::run(&["replicate", "--table", "products", "--lock-wait-secs", "2"]);
+    drop(held);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("MySQL table products is busy: another run has held it for more than 2s"),
+        "{stderr}"
+    );
+
+    // A reader holds the table: the swap gives up after its bound, the replica stays.
+    let mut reader = my.acquire().await.expect("connection");
+    sqlx::query("LOCK TABLES products READ")
+        .execute(&mut *reader)
+        .await
+        .expect("lock");
+    let (out, _, stderr) =
+        support::run(&["replicate", "--table", "products", "--swap-wait-secs", "2"]);
+    sqlx::query("UNLOCK TABLES")
+        .execute(&mut *reader)
+        .await
+        .expect("unlock");
+    drop(reader);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("readers held it for more than 2s"),
+        "{stderr}"
+    );
+    assert_eq!(support::rows::mysql(&my, products).await, before);
+    let (leftovers,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME LIKE 'products\\_\\_%'",
+    )
+    .fetch_one(&my)
+    .await
+    .expect("tables");
+    assert_eq!(leftovers, 0);
+    support::rows::assert_replica_equals_source(&pg, &my, products).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_of_a_busy_source_is_one_point_in_time() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    let completed = "SELECT count(*) FROM orders WHERE status = 'Completed'";
+    let (completed_before,): (i64,) = sqlx::query_as(completed)
+        .fetch_one(&pg)
+        .await
+        .expect("count");
+    let tag = support::unique("live");
+
+    // ~100 transactions/s: each swaps the status of two orders (the number of
+    // completed orders stays the same in every committed state) and registers a
+    // user with an order. A copy that mixed two points in time breaks either count.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (pg, stop, tag) = (pg.clone(), stop.clone(), tag.clone());
+        tokio::spawn(async move {
+            let mut swaps: Vec<(i32, i32)> = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let mut tx = pg.begin().await.expect("begin");
+                let (a,): (i32,) = sqlx::query_as(
+                    "SELECT order_id FROM orders WHERE status = 'Pending' ORDER BY random() LIMIT 1",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .expect("pending order");
+                let (b,): (i32,) = sqlx::query_as(
+                    "SELECT order_id FROM orders WHERE status = 'Completed' ORDER BY random() LIMIT 1",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .expect("completed order");
+                sqlx::query("UPDATE orders SET status = CASE order_id WHEN $1 THEN 'Completed' ELSE 'Pending' END WHERE order_id IN ($1, $2)")
+                    .bind(a)
+                    .bind(b)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("swap");
+                sqlx::query(
+                    "WITH u AS (INSERT INTO users (first_name, last_name, email, registration_date, loyalty_status) \
+                     VALUES ('Live', 'Writer', $1, now(), 'Gold') RETURNING user_id) \
+                     INSERT INTO orders (user_id, order_date, total_amount, status) \
+                     SELECT user_id, now(), 1.00, 'Pending' FROM u",
+                )
+                .bind(format!("{tag}.{i}@example.com"))
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+                tx.commit().await.expect("commit");
+                swaps.push((a, b));
+                i += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            swaps
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (out, stdout, stderr) = support::run(&["replicate"]);
+    stop.store(true, Ordering::SeqCst);
+    let swaps = writer.await.expect("writer");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(swaps.len() > 50, "only {} writes happened", swaps.len());
+
+    let (completed_replica,): (i64,) =
+        sqlx::query_as("SELECT CAST(COUNT(*) AS SIGNED) FROM orders WHERE status = 'Completed'")
+            .fetch_one(&my)
+            .await
+            .expect("count");
+    assert_eq!(
+        completed_replica, completed_before,
+        "orders copied from two points in time"
+    );
+    let (orphans,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS SIGNED) FROM orders o LEFT JOIN users u ON u.user_id = o.user_id \
+         WHERE u.user_id IS NULL",
+    )
+    .fetch_one(&my)
+    .await
+    .expect("orphans");
+    assert_eq!(
+        orphans, 0,
+        "orders and users copied from two points in time"
+    );
+
+    // Undo the writes (newest first), then the replica follows the source again.
+    for (a, b) in swaps.iter().rev() {
+        sqlx::query("UPDATE orders SET status = CASE order_id WHEN $1 THEN 'Pending' ELSE 'Completed' END WHERE order_id IN ($1, $2)")
+            .bind(a)
+            .bind(b)
+            .execute(&pg)
+            .await
+            .expect("undo swap");
+    }
+    sqlx::query("DELETE FROM orders WHERE user_id IN (SELECT user_id FROM users WHERE email LIKE $1 || '.%')")
+        .bind(&tag)
+        .execute(&pg)
+        .await
+        .expect("delete orders");
+    sqlx::query("DELETE FROM users WHERE email LIKE $1 || '.%'")
+        .bind(&tag)
+        .execute(&pg)
+        .await
+        .expect("delete users");
+    let (completed_after,): (i64,) = sqlx::query_as(completed)
+        .fetch_one(&pg)
+        .await
+        .expect("count");
+    assert_eq!(completed_after, completed_before);
+    support::run_ok(&["replicate"]);
+    assert_replicas_equal_sources(&pg, &my).await;
+}
+
+/// Values from outside the happy path, each a class that once broke or could break
+/// replication: fractional seconds, 4-byte characters, separators, backslashes and
+/// `\N` inside values, control characters, quotes, e-mails that only a
+/// case-insensitive or accent-insensitive collation would equate.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_but_valid_source_rows_replicate_exactly() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    let tag = support::unique("hostile");
+    let rows: [(&str, &str, &str, Option<&str>, &str); 9] = [
+        (
+            "Frac",
+            "Seconds",
+            "frac",
+            Some("+1"),
+            "2025-12-31 23:59:59.123",
+        ),
+        ("Frac", "Micro", "micro", None, "2025-12-31 23:59:59.000001"),
+        (
+            "😀🦀",
+            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+            "emoji",
+            Some("+1"),
+            "2024-02-29 12:00:00",
+        ),
+        ("a|b", "c", "sep1", Some("|"), "2024-01-01 00:00:00"),
+        ("a", "b|c", "sep2", Some("\\N"), "2024-01-01 00:00:00"),
+        (
+            "back\\slash",
+            "tab\tnew\nline",
+            "ctrl",
+            Some("\\"),
+            "2024-01-01 00:00:00",
+        ),
+        (
+            "O'Brien",
+            "\"Quoted\"",
+            "quote",
+            Some("'"),
+            "2024-01-01 00:00:00",
+        ),
+        ("José", "Accent", "josé", None, "2024-01-01 00:00:00"),
+        ("Jose", "Plain", "jose", None, "2024-01-01 00:00:00"),
+    ];
+    for (first, last, mail, phone, date) in rows {
+        sqlx::query(
+            "INSERT INTO users (first_name, last_name, email, phone, registration_date, loyalty_status) \
+             VALUES ($1, $2, $3, $4, $5::timestamp, 'Silver')",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(format!("{mail}.{tag}@example.com"))
+        .bind(phone)
+        .bind(date)
+        .execute(&pg)
+        .await
+        .expect("insert a hostile row");
+    }
+    // ß and ss are one letter for utf8mb4_unicode_ci; PostgreSQL keeps them apart.
+    for mail in ["strasse", "straße"] {
+        sqlx::query(
+            "INSERT INTO users (first_name, last_name, email, registration_date, loyalty_status) \
+             VALUES ('S', 'S', $1, '2024-01-01', 'Gold')",
+        )
+        .bind(format!("{mail}.{tag}@example.com"))
+        .execute(&pg)
+        .await
+        .expect("insert");
+    }
+    let users = common::schema::table("users").expect("users");
+    let (out, stdout, stderr) = support::run(&["replicate", "--table", "users"]);
+    let (source, replica) = (
+        support::rows::postgres(&pg, users).await,
+        support::rows::mysql(&my, users).await,
+    );
+    sqlx::query("DELETE FROM users WHERE email LIKE '%.' || $1 || '@example.com'")
+        .bind(&tag)
+        .execute(&pg)
+        .await
+        .expect("clean up");
+    support::run_ok(&["replicate", "--table", "users"]);
+
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let hostile = source
+        .iter()
+        .filter(|r| matches!(&r[3], support::rows::Value::Text(e) if e.contains(&tag)))
+        .count();
+    assert_eq!(hostile, 11);
+    assert_eq!(replica.len(), source.len());
+    for (s, r) in source.iter().zip(&replica) {
+        assert_eq!(s, r, "a row differs between PostgreSQL and MySQL");
     }
 }

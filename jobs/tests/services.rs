@@ -87,7 +87,7 @@ async fn spark_reads_postgres_and_writes_mysql_over_jdbc() {
         .await
         .expect("count");
     let source = JdbcTarget::postgres(&support::postgres()).expect("settings");
-    let df = jdbc::read(&spark, &source, "product_categories", None, 1000).expect("read");
+    let df = jdbc::read(&spark, &source, "product_categories", None, 1000, None).expect("read");
     assert_eq!(df.count().await.expect("spark count"), expected);
 
     // Write: rows made by Spark land in a MySQL table.

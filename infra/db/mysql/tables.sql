@@ -1,17 +1,31 @@
 -- The MySQL side: replicas of the PostgreSQL tables (same columns, keys and
 -- indexes; ids are copied, never generated here) and the three marts.
 -- Idempotent. Run against the platform database.
+--
+-- Unique text keys compare bytes (utf8mb4_bin), as PostgreSQL's do: the default
+-- utf8mb4 collations equate case and accent variants ('a@x.io', 'A@x.io', 'á@x.io')
+-- that PostgreSQL keeps apart, and a replica must accept every row its source holds.
 
 CREATE TABLE IF NOT EXISTS users (
     user_id           INT          NOT NULL PRIMARY KEY,
     first_name        VARCHAR(50)  NOT NULL,
     last_name         VARCHAR(50)  NOT NULL,
-    email             VARCHAR(100) NOT NULL,
+    email             VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
     phone             VARCHAR(20),
     registration_date DATETIME(6)  NOT NULL,
     loyalty_status    VARCHAR(10)  NOT NULL,
     UNIQUE KEY users_email_uq (email)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Replicas created before the rule above get the binary collation (once).
+SET @ddl = IF((SELECT COLLATION_NAME FROM information_schema.COLUMNS
+               WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users'
+                 AND COLUMN_NAME = 'email') = 'utf8mb4_bin',
+    'DO 0',
+    'ALTER TABLE users MODIFY email VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL');
+PREPARE platform_ddl FROM @ddl;
+EXECUTE platform_ddl;
+DEALLOCATE PREPARE platform_ddl;
 
 CREATE TABLE IF NOT EXISTS product_categories (
     category_id        INT          NOT NULL PRIMARY KEY,

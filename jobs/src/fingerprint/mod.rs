@@ -1,11 +1,15 @@
-//! Content checksums computed inside each database, so a replica can be compared
+//! Content fingerprints computed inside each database, so a replica can be compared
 //! with its source without moving the data again. Each row is rendered to the same
-//! canonical text in PostgreSQL and MySQL, hashed with MD5, and the first 60 bits
-//! of the hashes are summed (order-independent, exact integer arithmetic).
+//! canonical text in PostgreSQL and MySQL, hashed with MD5, and the first 60 bits of
+//! the hashes are summed (order-independent, exact integer arithmetic).
+//!
+//! The canonical text is unambiguous: every value is written as its length in
+//! characters, `:`, then the value, and NULL as `~` (no length can start with it), so
+//! no separator or backslash inside a value can make two different rows render alike.
 
 use anyhow::{Context, Result};
 use common::schema::{Kind, Table};
-use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
+use sqlx::{AssertSqlSafe, MySqlPool, PgConnection};
 
 /// Rows and checksum of one side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +18,9 @@ pub struct Fingerprint {
     pub checksum: String,
 }
 
-const NULL_MARK: &str = "\\N";
+const NULL_MARK: &str = "'~'";
 
+/// Text of a value in PostgreSQL; timestamps with all six fractional digits.
 fn pg_value(name: &str, kind: Kind) -> String {
     match kind {
         Kind::Timestamp => format!("to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US')"),
@@ -30,56 +35,66 @@ fn mysql_value(name: &str, kind: Kind) -> String {
     }
 }
 
-fn row_text(table: &Table, render: fn(&str, Kind) -> String, null_literal: &str) -> String {
+fn pg_row(table: &Table) -> String {
     let parts: Vec<String> = table
         .columns
         .iter()
         .map(|c| {
-            let v = render(c.name, c.kind);
+            let v = pg_value(c.name, c.kind);
+            let field = format!("char_length({v})::text || ':' || {v}");
             if c.nullable {
-                format!("COALESCE({v}, {null_literal})")
+                format!("COALESCE({field}, {NULL_MARK})")
             } else {
-                v
+                field
             }
         })
         .collect();
-    format!("CONCAT_WS('|', {})", parts.join(", "))
+    parts.join(" || ")
 }
 
-/// `SELECT count, checksum` over the rows with key <= `max_key` in PostgreSQL.
-pub fn postgres_sql(table: &Table, max_key: i64) -> String {
-    let row = row_text(table, pg_value, &format!("'{NULL_MARK}'"));
+fn mysql_row(table: &Table) -> String {
+    let parts: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let v = mysql_value(c.name, c.kind);
+            let field = format!("CONCAT(CHAR_LENGTH({v}), ':', {v})");
+            if c.nullable {
+                format!("COALESCE({field}, {NULL_MARK})")
+            } else {
+                field
+            }
+        })
+        .collect();
+    format!("CONCAT({})", parts.join(", "))
+}
+
+/// `SELECT count, checksum` over the whole table in PostgreSQL.
+pub fn postgres_sql(table: &Table) -> String {
     format!(
-        "SELECT count(*)::bigint, COALESCE(sum(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint), 0)::text \
-         FROM {} WHERE {} <= {max_key}",
-        table.name, table.primary_key
+        "SELECT count(*)::bigint, COALESCE(sum(('x' || substr(md5({}), 1, 15))::bit(60)::bigint), 0)::text \
+         FROM {}",
+        pg_row(table),
+        table.name
     )
 }
 
-/// The same in MySQL (MariaDB). `\\N` because MySQL string literals treat `\` as escape.
-pub fn mysql_sql(table: &Table) -> String {
-    mysql_sql_for(table, table.name)
-}
-
-/// The MySQL checksum of `relation`, which has the columns of `table` (e.g. its staging copy).
-pub fn mysql_sql_for(table: &Table, relation: &str) -> String {
-    let row = row_text(table, mysql_value, "'\\\\N'");
+/// The MySQL checksum of `relation`, which has the columns of `table` (e.g. its
+/// staging copy).
+pub fn mysql_sql(table: &Table, relation: &str) -> String {
     format!(
-        "SELECT CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({row}), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
-         FROM `{relation}`"
+        "SELECT CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({}), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
+         FROM `{relation}`",
+        mysql_row(table)
     )
 }
 
-pub async fn postgres_fingerprint(
-    pool: &PgPool,
-    table: &Table,
-    max_key: i64,
-) -> Result<Fingerprint> {
-    let (rows, checksum): (i64, String) =
-        sqlx::query_as(AssertSqlSafe(postgres_sql(table, max_key)))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
+/// The fingerprint of a PostgreSQL table as `conn` sees it (e.g. inside a snapshot).
+pub async fn postgres_fingerprint(conn: &mut PgConnection, table: &Table) -> Result<Fingerprint> {
+    let (rows, checksum): (i64, String) = sqlx::query_as(AssertSqlSafe(postgres_sql(table)))
+        .fetch_one(conn)
+        .await
+        .with_context(|| format!("cannot checksum PostgreSQL table {}", table.name))?;
     Ok(Fingerprint { rows, checksum })
 }
 
@@ -88,11 +103,10 @@ pub async fn mysql_fingerprint(
     table: &Table,
     relation: &str,
 ) -> Result<Fingerprint> {
-    let (rows, checksum): (i64, String) =
-        sqlx::query_as(AssertSqlSafe(mysql_sql_for(table, relation)))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("cannot checksum MySQL table {relation}"))?;
+    let (rows, checksum): (i64, String) = sqlx::query_as(AssertSqlSafe(mysql_sql(table, relation)))
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("cannot checksum MySQL table {relation}"))?;
     Ok(Fingerprint { rows, checksum })
 }
 
@@ -102,16 +116,25 @@ mod tests {
     use common::schema;
 
     #[test]
-    fn both_sides_render_every_column() {
+    fn both_sides_render_every_column_length_prefixed() {
         let t = schema::table("orders").expect("orders");
-        let pg = postgres_sql(t, 10);
-        let my = mysql_sql(t);
+        let pg = postgres_sql(t);
+        let my = mysql_sql(t, "orders__stg_x");
         for c in t.columns {
-            assert!(pg.contains(c.name), "{} missing in {pg}", c.name);
-            assert!(my.contains(c.name), "{} missing in {my}", c.name);
+            assert!(
+                pg.contains(&format!("char_length({}", pg_value(c.name, c.kind))),
+                "{}",
+                c.name
+            );
+            assert!(
+                my.contains(&format!("CHAR_LENGTH({}", mysql_value(c.name, c.kind))),
+                "{}",
+                c.name
+            );
         }
-        assert!(pg.contains("COALESCE(to_char(delivery_date"));
-        assert!(my.contains("COALESCE(DATE_FORMAT(delivery_date"));
-        assert!(pg.ends_with("WHERE order_id <= 10"));
+        assert!(pg.contains("COALESCE(char_length(to_char(delivery_date"));
+        assert!(my.contains("COALESCE(CONCAT(CHAR_LENGTH(DATE_FORMAT(delivery_date"));
+        assert!(my.ends_with("FROM `orders__stg_x`"));
+        assert!(!pg.contains("CONCAT_WS") && !my.contains("CONCAT_WS"));
     }
 }

@@ -10,7 +10,7 @@ use clap::builder::PossibleValuesParser;
 use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
-use crate::mysql::staging as mysql_swap;
+use crate::mysql::staging::{self, LockArgs, TableLocks};
 use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
 use crate::spark::side_by_side;
 use crate::{Settings, out};
@@ -29,6 +29,8 @@ pub struct Args {
     /// cores; raise it for a bigger cluster and larger replicas
     #[arg(long, env = "MARTS_PARTITIONS", default_value_t = 1)]
     partitions: u32,
+    #[command(flatten)]
+    locks: LockArgs,
     /// Benchmark baseline: Spark's default JDBC options into <mart>__baseline
     #[arg(long, hide = true)]
     baseline: bool,
@@ -52,10 +54,23 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         crate::spark::connect_named(remote, "jobs-marts", &key, selected.len()).await?
     };
     let started = Instant::now();
+    // The replicas the marts read and the marts they write, locked for the whole run:
+    // a replication swapping a replica waits, so all marts see one set of replicas.
+    let mut tables: Vec<&str> = selected
+        .iter()
+        .flat_map(|m| m.sources.iter().copied())
+        .collect();
+    if !args.baseline {
+        tables.extend(selected.iter().map(|m| m.name));
+    }
+    let locks = TableLocks::acquire(&settings.mysql, &tables, args.locks).await?;
     let ctx = Job {
         spark: &spark,
         mysql_pool: &mysql_pool,
         mysql: &target,
+        locks: &locks,
+        lock_args: args.locks,
+        run: staging::run_id(),
         batch_size: args.batch_size.max(1),
         fetch_size: 10_000,
         // The baseline reads each replica in one partition.
@@ -66,13 +81,17 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         },
     };
     if args.baseline {
-        for r in run_baseline(&ctx, &selected).await? {
+        let reports = run_baseline(&ctx, &selected).await;
+        locks.release().await;
+        for r in reports? {
             out!("{:<20} baseline  {:.2}s", r.mart, r.seconds);
         }
         out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let reports = build(&ctx, &selected).await?;
+    let reports = build(&ctx, &selected).await;
+    locks.release().await;
+    let reports = reports?;
     for r in &reports {
         out!("{:<20} {:>9} rows  {:.2}s", r.mart, r.rows, r.seconds);
     }
@@ -167,6 +186,10 @@ pub struct Job<'a> {
     pub spark: &'a [SparkSession],
     pub mysql_pool: &'a MySqlPool,
     pub mysql: &'a JdbcTarget,
+    pub locks: &'a TableLocks,
+    pub lock_args: LockArgs,
+    /// Names this run's staging tables.
+    pub run: String,
     pub batch_size: u32,
     pub fetch_size: u32,
     /// Parallel JDBC reads per source replica.
@@ -218,10 +241,17 @@ async fn register_sources(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<()> 
             _ => None,
         };
         let view = format!("src_{name}");
-        jdbc::read(&ctx.spark[0], ctx.mysql, name, partitioning, ctx.fetch_size)?
-            .create_or_replace_temp_view(&view)
-            .await
-            .with_context(|| format!("cannot read MySQL table {name}"))?;
+        jdbc::read(
+            &ctx.spark[0],
+            ctx.mysql,
+            name,
+            partitioning,
+            ctx.fetch_size,
+            None,
+        )?
+        .create_or_replace_temp_view(&view)
+        .await
+        .with_context(|| format!("cannot read MySQL table {name}"))?;
     }
     Ok(())
 }
@@ -252,8 +282,7 @@ async fn build_mart(
     mart: &'static Mart,
 ) -> Result<MartReport> {
     let started = Instant::now();
-    let staging = mysql_swap::prepare_staging(ctx.mysql_pool, mart.name).await?;
-    let result = async {
+    let load = |staging: String| async move {
         let df = spark
             .sql(mart.query)
             .await
@@ -265,26 +294,26 @@ async fn build_mart(
             "SELECT CAST(COUNT(*) AS SIGNED) FROM `{staging}`"
         )))
         .fetch_one(ctx.mysql_pool)
-        .await?;
-        mysql_swap::swap_in(ctx.mysql_pool, mart.name).await?;
+        .await
+        .with_context(|| format!("cannot count {staging}"))?;
         Ok(rows)
-    }
-    .await;
-    match result {
-        Ok(rows) => {
-            let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(mart = mart.name, rows, "built in {seconds:.2}s");
-            Ok(MartReport {
-                mart: mart.name,
-                rows,
-                seconds,
-            })
-        }
-        Err(e) => {
-            mysql_swap::discard_staging(ctx.mysql_pool, mart.name).await;
-            Err(e)
-        }
-    }
+    };
+    let rows = staging::replace(
+        ctx.mysql_pool,
+        ctx.locks,
+        mart.name,
+        &ctx.run,
+        ctx.lock_args,
+        load,
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(mart = mart.name, rows, "built in {seconds:.2}s");
+    Ok(MartReport {
+        mart: mart.name,
+        rows,
+        seconds,
+    })
 }
 
 #[cfg(test)]

@@ -15,3 +15,7 @@ pub async fn pool(pg: &PostgresSettings) -> Result<PgPool> {
         .await
         .with_context(|| format!("cannot connect to {}", pg.describe()))
 }
+
+mod snapshot;
+
+pub use snapshot::Snapshot;

@@ -1,22 +1,25 @@
 //! `jobs replicate`: PostgreSQL tables to MySQL, done by Spark over JDBC.
 //!
-//! Per table: find the key range in PostgreSQL, let Spark read it in parallel
-//! (split on the primary key) and write it in batches into a MySQL staging table,
-//! compare row count and content checksum of source and staging, then swap the
-//! staging table in atomically. Rows are bounded by the key maximum seen at the
-//! start, so rows inserted meanwhile (the stream adds users) wait for the next run
-//! instead of breaking the comparison.
+//! The run takes the MySQL locks of its tables, then exports one PostgreSQL snapshot
+//! that every read of the run imports (Spark's parallel reads, the key ranges and the
+//! source checksums), so the copy is the source as of one point in time however busy
+//! PostgreSQL is. Per table: Spark reads the table in parallel (split on the primary
+//! key) and writes it in batches into this run's MySQL staging table; row count and
+//! content checksum of source and staging must match; then the staging table is
+//! swapped in atomically (`mysql::staging`).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::builder::PossibleValuesParser;
-use common::schema::{self, TABLES, Table};
+use common::PostgresSettings;
+use common::schema::{self, Kind, TABLES, Table};
 use spark_connect_rs::SparkSession;
-use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
+use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::fingerprint::{mysql_fingerprint, postgres_fingerprint};
-use crate::mysql::staging as mysql_swap;
+use crate::mysql::staging::{self, LockArgs, TableLocks};
+use crate::postgres::Snapshot;
 use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
 use crate::spark::side_by_side;
 use crate::{Settings, out};
@@ -37,6 +40,8 @@ pub struct Args {
     /// Rows per JDBC fetch from PostgreSQL
     #[arg(long, env = "REPLICATE_FETCH_SIZE", default_value_t = 10_000)]
     fetch_size: u32,
+    #[command(flatten)]
+    locks: LockArgs,
     /// Benchmark baseline: Spark's default JDBC options into <table>__baseline
     #[arg(long, hide = true)]
     baseline: bool,
@@ -53,7 +58,6 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     };
     let source = JdbcTarget::postgres(&settings.postgres)?;
     let sink = JdbcTarget::mysql(&settings.mysql)?;
-    let pg_pool = crate::postgres::pool(&settings.postgres).await?;
     let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
     let remote = &settings.spark.remote;
     let spark = if args.baseline {
@@ -64,26 +68,37 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         crate::spark::connect_named(remote, "jobs-replicate", &key, tables.len()).await?
     };
     let started = Instant::now();
-    let ctx = Job {
-        spark: &spark,
-        pg_pool: &pg_pool,
-        mysql_pool: &mysql_pool,
-        source: &source,
-        sink: &sink,
-        tuning: Tuning {
-            partitions: args.partitions.max(1),
-            batch_size: args.batch_size.max(1),
-            fetch_size: args.fetch_size.max(1),
-        },
+    let tuning = Tuning {
+        partitions: args.partitions.max(1),
+        batch_size: args.batch_size.max(1),
+        fetch_size: args.fetch_size.max(1),
     };
     if args.baseline {
-        for r in run_baseline(&ctx, &tables).await? {
+        for r in run_baseline(&spark[0], &source, &sink, &tables).await? {
             out!("{:<20} baseline  {:.2}s", r.table, r.seconds);
         }
         out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let reports = replicate(&ctx, &tables).await?;
+    let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
+    let locks = TableLocks::acquire(&settings.mysql, &names, args.locks).await?;
+    // Taken once the locks are held: a run that waited copies the newer state.
+    let snapshot = Snapshot::export(&settings.postgres).await?;
+    let ctx = Job {
+        spark: &spark,
+        pg: &settings.postgres,
+        snapshot: &snapshot,
+        mysql_pool: &mysql_pool,
+        locks: &locks,
+        lock_args: args.locks,
+        run: staging::run_id(),
+        source: &source,
+        sink: &sink,
+        tuning,
+    };
+    let reports = replicate(&ctx, &tables).await;
+    locks.release().await;
+    let reports = reports?;
     for r in &reports {
         out!(
             "{:<20} {:>9} rows  verified  {:.2}s",
@@ -122,8 +137,13 @@ pub struct Job<'a> {
     /// Clients of the run's one Spark Connect session; the tables are spread over
     /// them so that they are copied side by side (see [`crate::spark::connect_named`]).
     pub spark: &'a [SparkSession],
-    pub pg_pool: &'a PgPool,
+    pub pg: &'a PostgresSettings,
+    pub snapshot: &'a Snapshot,
     pub mysql_pool: &'a MySqlPool,
+    pub locks: &'a TableLocks,
+    pub lock_args: LockArgs,
+    /// Names this run's staging tables.
+    pub run: String,
     pub source: &'a JdbcTarget,
     pub sink: &'a JdbcTarget,
     pub tuning: Tuning,
@@ -149,23 +169,24 @@ async fn replicate_table(
 ) -> Result<TableReport> {
     let started = Instant::now();
     let pk = table.primary_key;
+    let mut pg = ctx.snapshot.import(ctx.pg).await?;
     let (min, max): (Option<i64>, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT min({pk})::bigint, max({pk})::bigint FROM {}",
         table.name
     )))
-    .fetch_one(ctx.pg_pool)
+    .fetch_one(&mut pg)
     .await
     .with_context(|| format!("cannot read PostgreSQL table {}", table.name))?;
 
-    let staging = mysql_swap::prepare_staging(ctx.mysql_pool, table.name).await?;
-    tracing::debug!(
-        table = table.name,
-        "staging ready after {:?}",
-        started.elapsed()
-    );
-    let result = async {
+    let load = |staging: String| async move {
+        tracing::debug!(
+            table = table.name,
+            "staging ready after {:?}",
+            started.elapsed()
+        );
         if let (Some(min), Some(max)) = (min, max) {
-            let dbtable = format!("(SELECT * FROM {} WHERE {pk} <= {max}) AS src", table.name);
+            let dbtable = format!("(SELECT {} FROM {}) AS src", select_list(table), table.name);
+            let session_init = ctx.snapshot.session_init_sql();
             let df = jdbc::read(
                 spark,
                 ctx.source,
@@ -177,15 +198,24 @@ async fn replicate_table(
                     partitions: ctx.tuning.partitions,
                 }),
                 ctx.tuning.fetch_size,
+                Some(&session_init),
             )?;
             jdbc::append(df, ctx.sink, &staging, ctx.tuning.batch_size)
                 .await
                 .with_context(|| format!("Spark could not copy {} to MySQL", table.name))?;
-            tracing::debug!(table = table.name, "Spark copy done after {:?}", started.elapsed());
+            tracing::debug!(
+                table = table.name,
+                "Spark copy done after {:?}",
+                started.elapsed()
+            );
         }
-        let source = postgres_fingerprint(ctx.pg_pool, table, max.unwrap_or(0)).await?;
+        let source = postgres_fingerprint(&mut pg, table).await?;
         let copy = mysql_fingerprint(ctx.mysql_pool, table, &staging).await?;
-        tracing::debug!(table = table.name, "checksums done after {:?}", started.elapsed());
+        tracing::debug!(
+            table = table.name,
+            "checksums done after {:?}",
+            started.elapsed()
+        );
         if source != copy {
             bail!(
                 "{} differs after copying: PostgreSQL has {} rows (checksum {}), MySQL staging has {} rows (checksum {})",
@@ -196,41 +226,62 @@ async fn replicate_table(
                 copy.checksum
             );
         }
-        mysql_swap::swap_in(ctx.mysql_pool, table.name).await?;
         Ok(source)
-    }
-    .await;
-    match result {
-        Ok(fp) => {
-            let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(
-                table = table.name,
-                rows = fp.rows,
-                checksum = %fp.checksum,
-                "replicated and verified in {seconds:.2}s"
-            );
-            Ok(TableReport {
-                table: table.name,
-                rows: fp.rows,
-                checksum: fp.checksum,
-                seconds,
-            })
-        }
-        Err(e) => {
-            mysql_swap::discard_staging(ctx.mysql_pool, table.name).await;
-            Err(e)
-        }
-    }
+    };
+    let fp = staging::replace(
+        ctx.mysql_pool,
+        ctx.locks,
+        table.name,
+        &ctx.run,
+        ctx.lock_args,
+        load,
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        table = table.name,
+        rows = fp.rows,
+        checksum = %fp.checksum,
+        "replicated and verified in {seconds:.2}s"
+    );
+    Ok(TableReport {
+        table: table.name,
+        rows: fp.rows,
+        checksum: fp.checksum,
+        seconds,
+    })
+}
+
+/// The columns as Spark reads them. Timestamps travel as text with all six
+/// fractional digits: MySQL parses that exactly into DATETIME(6), whereas Connector/J
+/// drops the fraction of a timestamp parameter when the server announces itself with
+/// MariaDB's `5.5.5-` version prefix (older than MySQL 5.6.4, the first with
+/// fractional seconds).
+fn select_list(table: &Table) -> String {
+    table
+        .columns
+        .iter()
+        .map(|c| match c.kind {
+            Kind::Timestamp => format!("to_char({0}, 'YYYY-MM-DD HH24:MI:SS.US') AS {0}", c.name),
+            _ => c.name.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The benchmark baseline: each table in turn, one JDBC partition, Spark's default
 /// write options, `overwrite` into `<table>__baseline`, no verification.
-pub async fn run_baseline(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
+async fn run_baseline(
+    spark: &SparkSession,
+    source: &JdbcTarget,
+    sink: &JdbcTarget,
+    tables: &[&'static Table],
+) -> Result<Vec<TableReport>> {
     let mut reports = Vec::new();
     for t in tables {
         let started = Instant::now();
-        let df = jdbc::read(&ctx.spark[0], ctx.source, t.name, None, 1000)?;
-        jdbc::overwrite_with_defaults(df, ctx.sink, &format!("{}__baseline", t.name))
+        let df = jdbc::read(spark, source, t.name, None, 1000, None)?;
+        jdbc::overwrite_with_defaults(df, sink, &format!("{}__baseline", t.name))
             .await
             .with_context(|| format!("baseline copy of {}", t.name))?;
         reports.push(TableReport {

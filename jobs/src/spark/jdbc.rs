@@ -45,12 +45,15 @@ pub struct Partitioning<'a> {
 }
 
 /// A JDBC relation (`dbtable`: a table name or a parenthesised subquery with alias).
+/// `session_init` runs first on each of Spark's connections (e.g. to read as of a
+/// snapshot).
 pub fn read(
     spark: &SparkSession,
     target: &JdbcTarget,
     dbtable: &str,
     partitioning: Option<Partitioning<'_>>,
     fetch_size: u32,
+    session_init: Option<&str>,
 ) -> Result<DataFrame> {
     let mut reader = spark
         .read()
@@ -62,6 +65,9 @@ pub fn read(
         .option("fetchsize", &fetch_size.to_string())
         // Timestamps without time zone stay wall-clock values end to end.
         .option("preferTimestampNTZ", "true");
+    if let Some(sql) = session_init {
+        reader = reader.option("sessionInitStatement", sql);
+    }
     if let Some(p) = partitioning {
         reader = reader
             .option("partitionColumn", p.column)

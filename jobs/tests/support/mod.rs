@@ -1,5 +1,8 @@
 //! Helpers for the integration tests: they run against the local stack (`make up`).
+
 #![allow(dead_code)]
+
+pub mod rows;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
