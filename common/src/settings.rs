@@ -17,6 +17,8 @@ pub enum SettingsError {
     Missing(&'static str),
     #[error("{name} = {value:?} is not a valid identifier (letters, digits and _ only)")]
     BadIdentifier { name: &'static str, value: String },
+    #[error("{0} may hold only letters, digits and - . _ ~")]
+    BadToken(&'static str),
 }
 
 fn env_secret(name: &'static str) -> Result<Secret, SettingsError> {
@@ -87,13 +89,17 @@ pub struct PostgresSettings {
 }
 
 impl PostgresSettings {
+    /// The variable holding the password, for the jobs and for the Spark cluster
+    /// (which reads it from its own environment: see `spark::jdbc`).
+    pub const PASSWORD_ENV: &'static str = "POSTGRES_PASSWORD";
+
     pub fn validate(&self) -> Result<(), SettingsError> {
         check_identifier("POSTGRES_DB", &self.database)?;
         check_identifier("POSTGRES_SCHEMA", &self.schema)
     }
 
     pub fn password(&self) -> Result<Secret, SettingsError> {
-        env_secret("POSTGRES_PASSWORD")
+        env_secret(Self::PASSWORD_ENV)
     }
 
     /// Where it points, for messages: no password in it.
@@ -163,12 +169,15 @@ pub struct MysqlSettings {
 }
 
 impl MysqlSettings {
+    /// The variable holding the password (see [`PostgresSettings::PASSWORD_ENV`]).
+    pub const PASSWORD_ENV: &'static str = "MYSQL_PASSWORD";
+
     pub fn validate(&self) -> Result<(), SettingsError> {
         check_identifier("MYSQL_DB", &self.database)
     }
 
     pub fn password(&self) -> Result<Secret, SettingsError> {
-        env_secret("MYSQL_PASSWORD")
+        env_secret(Self::PASSWORD_ENV)
     }
 
     pub fn describe(&self) -> String {
@@ -232,7 +241,7 @@ impl KafkaSettings {
 
 #[derive(Debug, Clone, Args)]
 pub struct SparkSettings {
-    /// Spark Connect endpoint
+    /// Spark Connect endpoint (the token comes from SPARK_CONNECT_TOKEN)
     #[arg(
         id = "spark-remote",
         long = "spark-remote",
@@ -240,6 +249,60 @@ pub struct SparkSettings {
         default_value = "sc://localhost:15002"
     )]
     pub remote: String,
+}
+
+impl SparkSettings {
+    /// The variable holding the token the Spark Connect server requires.
+    pub const TOKEN_ENV: &'static str = "SPARK_CONNECT_TOKEN";
+
+    /// The endpoint without credentials, for messages and logs.
+    pub fn endpoint(&self) -> String {
+        let (base, params) = self.split();
+        let kept: Vec<&str> = params
+            .iter()
+            .copied()
+            .filter(|p| !p.starts_with("token="))
+            .collect();
+        if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}/;{}", kept.join(";"))
+        }
+    }
+
+    /// The token: SPARK_CONNECT_TOKEN, else a `token=` parameter of the remote (as
+    /// Airflow's `spark_connect` connection renders it). Only URL-safe characters,
+    /// since it travels inside the connection string.
+    pub fn token(&self) -> Result<Option<Secret>, SettingsError> {
+        let token = match std::env::var(Self::TOKEN_ENV) {
+            Ok(t) if !t.is_empty() => Some(t),
+            _ => self
+                .split()
+                .1
+                .iter()
+                .find_map(|p| p.strip_prefix("token="))
+                .map(str::to_string),
+        };
+        match token {
+            Some(t)
+                if !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)) =>
+            {
+                Err(SettingsError::BadToken(Self::TOKEN_ENV))
+            }
+            t => Ok(t.map(Secret::new)),
+        }
+    }
+
+    /// `sc://host:port` and its `;`-separated parameters.
+    fn split(&self) -> (&str, Vec<&str>) {
+        let remote = self.remote.trim_end_matches('/');
+        match remote.split_once("/;") {
+            Some((base, params)) => (base, params.split(';').filter(|p| !p.is_empty()).collect()),
+            None => (remote, Vec::new()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +324,18 @@ mod tests {
         ] {
             assert!(check_identifier("X", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_spark_endpoint_never_shows_the_token() {
+        let s = SparkSettings {
+            remote: "sc://h:15002/;token=abc;user_id=me".into(),
+        };
+        assert_eq!(s.endpoint(), "sc://h:15002/;user_id=me");
+        let plain = SparkSettings {
+            remote: "sc://h:15002/".into(),
+        };
+        assert_eq!(plain.endpoint(), "sc://h:15002");
     }
 
     #[test]

@@ -46,10 +46,13 @@ platform_psql() {
 
 init_postgres() {
   log "initialising the PostgreSQL database (idempotent)"
-  env $(pg_admin_env) APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" \
-    APP_USER="$POSTGRES_USER" APP_PASSWORD="$POSTGRES_PASSWORD" \
-    "$ROOT/infra/db/postgres/init.sh" >>"$LOGS/postgres-init.log" 2>&1 ||
-    die "PostgreSQL init failed; see $LOGS/postgres-init.log"
+  # Exported in a subshell, never passed as arguments: argv is visible in `ps`.
+  (
+    export PGHOST="$PG_DIR/run" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
+      APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" APP_USER="$POSTGRES_USER" \
+      APP_PASSWORD="$POSTGRES_PASSWORD"
+    "$ROOT/infra/db/postgres/init.sh"
+  ) >>"$LOGS/postgres-init.log" 2>&1 || die "PostgreSQL init failed; see $LOGS/postgres-init.log"
 }
 
 stop_postgres() {
@@ -99,10 +102,11 @@ init_mariadb() {
   # Anonymous accounts would shadow the platform user for local connections.
   mysql_admin -e "DELETE FROM mysql.global_priv WHERE User = ''; FLUSH PRIVILEGES;" \
     >>"$LOGS/mariadb-init.log" 2>&1 || true
-  MYSQL_ADMIN_ARGS="--no-defaults --socket=$MY_SOCK -uroot" APP_DB="$MYSQL_DB" \
-    APP_USER="$MYSQL_USER" APP_PASSWORD="$MYSQL_PASSWORD" \
-    "$ROOT/infra/db/mysql/init.sh" >>"$LOGS/mariadb-init.log" 2>&1 ||
-    die "MySQL init failed; see $LOGS/mariadb-init.log"
+  (
+    export MYSQL_ADMIN_ARGS="--no-defaults --socket=$MY_SOCK -uroot" APP_DB="$MYSQL_DB" \
+      APP_USER="$MYSQL_USER" APP_PASSWORD="$MYSQL_PASSWORD"
+    "$ROOT/infra/db/mysql/init.sh"
+  ) >>"$LOGS/mariadb-init.log" 2>&1 || die "MySQL init failed; see $LOGS/mariadb-init.log"
 }
 
 stop_mariadb() { stop_pid mariadb "$MY_MARKER"; }
@@ -163,7 +167,8 @@ spark_env() {
   export SPARK_LOG_DIR="$LOGS" SPARK_WORKER_DIR="$SPARK_DIR/work" \
     SPARK_LOCAL_DIRS="$SPARK_DIR/tmp" SPARK_DAEMON_MEMORY SPARK_NO_DAEMONIZE=1 \
     SPARK_CONF_DIR="$SPARK_DIR/conf" PYSPARK_PYTHON="$SPARK_VENV/bin/python"
-  mkdir -p "$SPARK_DIR/work" "$SPARK_DIR/tmp" "$SPARK_DIR/conf" "$SPARK_DIR/checkpoints" "$SINK_JAR_DIR"
+  mkdir -p "$SPARK_DIR/work" "$SPARK_DIR/tmp" "$SPARK_DIR/conf" "$SPARK_DIR/checkpoints" \
+    "$SPARK_DIR/events" "$SINK_JAR_DIR"
   cp "$ROOT/infra/spark/log4j2.properties" "$SPARK_DIR/conf/log4j2.properties"
 }
 
@@ -202,7 +207,12 @@ start_spark_connect() {
   local connect_jar="$SPARK_HOME/jars/spark-connect_${SCALA_BINARY_VERSION}-$SPARK_VERSION.jar"
   log "starting spark-connect on port $SPARK_CONNECT_PORT (application UI $SPARK_UI_PORT)"
   # The launcher sizes the Connect server like a daemon when SPARK_DAEMON_MEMORY is
-  # set, which would override --driver-memory.
+  # set, which would override --driver-memory. The server requires SPARK_CONNECT_TOKEN
+  # from every client; it reads it from its environment, never from argv. The
+  # database passwords stay in the environment of the server and (through the
+  # worker) the executors: the platform's connection provider reads them there.
+  [ -n "${SPARK_CONNECT_TOKEN:-}" ] || die "SPARK_CONNECT_TOKEN is not set (.env)"
+  SPARK_CONNECT_AUTHENTICATE_TOKEN="$SPARK_CONNECT_TOKEN" \
   spawn spark-connect env -u SPARK_DAEMON_MEMORY "$SPARK_HOME/bin/spark-submit" \
     --class org.apache.spark.sql.connect.service.SparkConnectServer \
     --name "Spark Connect server" --master "$MASTER_URL" \
@@ -217,6 +227,7 @@ start_spark_connect() {
     --conf spark.sql.streaming.checkpointLocation="$SPARK_DIR/checkpoints" \
     --conf spark.sql.shuffle.partitions="$SPARK_CORES_MAX" \
     --conf spark.sql.session.timeZone=UTC \
+    --conf spark.eventLog.enabled=true --conf spark.eventLog.dir="$SPARK_DIR/events" \
     spark-internal
   wait_port spark-connect "$SPARK_CONNECT_PORT" SparkConnectServer
 }

@@ -75,9 +75,14 @@ async fn check_fails_clearly_when_a_service_is_down() {
 
 #[tokio::test]
 async fn spark_reads_postgres_and_writes_mysql_over_jdbc() {
-    let spark = jobs::spark::connect(&spark_remote(), "test-jdbc")
-        .await
-        .expect("connect");
+    let spark = jobs::spark::connect(
+        &SparkSettings {
+            remote: spark_remote(),
+        },
+        "test-jdbc",
+    )
+    .await
+    .expect("connect");
     let pg_pool = support::pg_pool().await;
     let my_pool = support::mysql_pool().await;
 

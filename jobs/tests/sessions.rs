@@ -18,6 +18,14 @@ struct Server {
     remote: String,
 }
 
+impl Server {
+    fn settings(&self) -> common::SparkSettings {
+        common::SparkSettings {
+            remote: self.remote.clone(),
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -106,7 +114,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
     let server = start_server("8s");
     let key = support::unique("session-test");
 
-    let first = spark::connect_named(&server.remote, "session-test", &key, 2)
+    let first = spark::connect_named(&server.settings(), "session-test", &key, 2)
         .await
         .expect("first attach");
     assert_eq!(first.len(), 2);
@@ -115,7 +123,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
     assert_eq!(count_range(&first[1]).await, 7);
 
     // Another attach while the session is alive lands in the same session.
-    let again = spark::connect_named(&server.remote, "session-test", &key, 1)
+    let again = spark::connect_named(&server.settings(), "session-test", &key, 1)
         .await
         .expect("second attach");
     assert_eq!(again[0].session_id(), spark::session_id(&key, 0));
@@ -124,7 +132,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
     // Idle past the timeout: the server closes generation 0 and refuses its id.
     tokio::time::sleep(Duration::from_secs(16)).await;
     let stale = spark::connect_to_session(
-        &server.remote,
+        &server.settings(),
         "session-test",
         Some(&spark::session_id(&key, 0)),
     )
@@ -136,7 +144,7 @@ async fn a_named_session_closed_by_the_server_moves_to_the_next_generation() {
         .expect_err("the server should refuse a closed session");
     assert!(err.to_string().contains("SESSION_CLOSED"), "{err}");
 
-    let next = spark::connect_named(&server.remote, "session-test", &key, 1)
+    let next = spark::connect_named(&server.settings(), "session-test", &key, 1)
         .await
         .expect("attach after the timeout");
     assert_eq!(next[0].session_id(), spark::session_id(&key, 1));

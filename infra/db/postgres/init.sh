@@ -9,6 +9,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${APP_DB:?}" "${APP_SCHEMA:?}" "${APP_USER:?}" "${APP_PASSWORD:?}"
 run_psql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-run_psql -d "${APP_ADMIN_DB:-postgres}" -v db="$APP_DB" -v user="$APP_USER" \
-    -v password="$APP_PASSWORD" -f "$here/roles.sql"
+ROLE_PASSWORD="$APP_PASSWORD" run_psql -d "${APP_ADMIN_DB:-postgres}" -v db="$APP_DB" \
+    -v user="$APP_USER" -f "$here/roles.sql"
 run_psql -d "$APP_DB" -v schema="$APP_SCHEMA" -v user="$APP_USER" -f "$here/schema.sql"

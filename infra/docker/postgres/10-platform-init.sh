@@ -9,6 +9,5 @@ PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql \
   bash /docker-entrypoint-initdb.d/platform/init.sh
 # Airflow's metadata database and role (same idempotent SQL, other names).
 PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql PGOPTIONS="-c client_min_messages=warning" \
-  psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-  -v db="$AIRFLOW_DB" -v user="$AIRFLOW_DB_USER" -v password="$AIRFLOW_DB_PASSWORD" \
-  -f /docker-entrypoint-initdb.d/platform/roles.sql
+  ROLE_PASSWORD="$AIRFLOW_DB_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+  -v db="$AIRFLOW_DB" -v user="$AIRFLOW_DB_USER" -f /docker-entrypoint-initdb.d/platform/roles.sql

@@ -223,7 +223,7 @@ async fn probe_spark(spark: &SparkSettings) -> Result<String> {
     // A named session, so that repeated checks (every `make up`) do not leave a new
     // idle session on the server each time.
     let session =
-        crate::spark::connect_named_one(&spark.remote, "platform-check", "platform-check").await?;
+        crate::spark::connect_named_one(spark, "platform-check", "platform-check").await?;
     let batch = session
         .sql("SELECT 1 AS ok")
         .await
@@ -243,6 +243,6 @@ async fn probe_spark(spark: &SparkSettings) -> Result<String> {
     let version = session.version().await.unwrap_or_default();
     Ok(format!(
         "SELECT 1 through Spark Connect at {} (Spark {version})",
-        spark.remote
+        spark.endpoint()
     ))
 }

@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     };
     let target = JdbcTarget::mysql(&settings.mysql)?;
     let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
-    let remote = &settings.spark.remote;
+    let remote = &settings.spark;
     let spark = if args.baseline {
         vec![crate::spark::connect(remote, "jobs-marts-baseline").await?]
     } else {

@@ -59,7 +59,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     let source = JdbcTarget::postgres(&settings.postgres)?;
     let sink = JdbcTarget::mysql(&settings.mysql)?;
     let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
-    let remote = &settings.spark.remote;
+    let remote = &settings.spark;
     let spark = if args.baseline {
         // A new session per run, as the seed's spark-submit runs had.
         vec![crate::spark::connect(remote, "jobs-replicate-baseline").await?]

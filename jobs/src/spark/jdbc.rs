@@ -1,18 +1,24 @@
-//! JDBC reads and writes as Spark options. Credentials travel only inside the
-//! Spark Connect request (Spark redacts `password` in its UI and logs); they are
-//! never logged here and never part of a URL.
+//! JDBC reads and writes as Spark options. No credential travels in a plan: Spark
+//! Connect renders every request's options as text (Spark UI, event logs), so the
+//! jobs name the environment variable that holds the password (`passwordEnv`) and the
+//! platform's connection provider on the cluster (`platform-env`, in the sink plugin)
+//! reads it from the Spark processes' own environment.
 
 use anyhow::Result;
-use common::{MysqlSettings, PostgresSettings, Secret};
+use common::{MysqlSettings, PostgresSettings};
 use spark_connect_rs::dataframe::SaveMode;
-use spark_connect_rs::{DataFrame, SparkSession};
+use spark_connect_rs::{DataFrame, DataFrameReader, DataFrameWriter, SparkSession};
+
+/// The JDBC connection provider of the platform's Spark plugin.
+pub const CONNECTION_PROVIDER: &str = "platform-env";
 
 /// Where Spark reads from or writes to over JDBC.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JdbcTarget {
     pub url: String,
     pub user: String,
-    pub password: Secret,
+    /// The variable of the Spark processes' environment holding the password.
+    pub password_env: &'static str,
 }
 
 impl JdbcTarget {
@@ -21,7 +27,7 @@ impl JdbcTarget {
         Ok(Self {
             url: pg.jdbc_url(),
             user: pg.user.clone(),
-            password: pg.password()?,
+            password_env: PostgresSettings::PASSWORD_ENV,
         })
     }
 
@@ -30,8 +36,30 @@ impl JdbcTarget {
         Ok(Self {
             url: my.jdbc_url(),
             user: my.user.clone(),
-            password: my.password()?,
+            password_env: MysqlSettings::PASSWORD_ENV,
         })
+    }
+
+    /// The connection options every JDBC read and write carries.
+    pub fn options(&self) -> [(&'static str, &str); 4] {
+        [
+            ("url", &self.url),
+            ("user", &self.user),
+            ("connectionProvider", CONNECTION_PROVIDER),
+            ("passwordEnv", self.password_env),
+        ]
+    }
+
+    fn reader(&self, spark: &SparkSession) -> DataFrameReader {
+        self.options()
+            .into_iter()
+            .fold(spark.read().format("jdbc"), |r, (k, v)| r.option(k, v))
+    }
+
+    fn writer(&self, df: DataFrame) -> DataFrameWriter {
+        self.options()
+            .into_iter()
+            .fold(df.write().format("jdbc"), |w, (k, v)| w.option(k, v))
     }
 }
 
@@ -55,12 +83,8 @@ pub fn read(
     fetch_size: u32,
     session_init: Option<&str>,
 ) -> Result<DataFrame> {
-    let mut reader = spark
-        .read()
-        .format("jdbc")
-        .option("url", &target.url)
-        .option("user", &target.user)
-        .option("password", target.password.expose())
+    let mut reader = target
+        .reader(spark)
         .option("dbtable", dbtable)
         .option("fetchsize", &fetch_size.to_string())
         // Timestamps without time zone stay wall-clock values end to end.
@@ -86,12 +110,9 @@ pub async fn append(
     table: &str,
     batch_size: u32,
 ) -> Result<()> {
-    df.write()
-        .format("jdbc")
+    target
+        .writer(df)
         .mode(SaveMode::Append)
-        .option("url", &target.url)
-        .option("user", &target.user)
-        .option("password", target.password.expose())
         .option("dbtable", table)
         .option("batchsize", &batch_size.to_string())
         // The staging table is invisible to readers until the swap, so the
@@ -117,14 +138,35 @@ pub async fn overwrite_with_defaults(
         .unwrap_or(&target.url)
         .to_string()
         + "?useSSL=false&allowPublicKeyRetrieval=true";
-    df.write()
-        .format("jdbc")
-        .mode(SaveMode::Overwrite)
-        .option("url", &url)
-        .option("user", &target.user)
-        .option("password", target.password.expose())
-        .option("dbtable", table)
-        .save("")
-        .await?;
+    JdbcTarget {
+        url,
+        ..target.clone()
+    }
+    .writer(df)
+    .mode(SaveMode::Overwrite)
+    .option("dbtable", table)
+    .save("")
+    .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_password_in_the_options() {
+        let pg = PostgresSettings {
+            host: "h".into(),
+            port: 1,
+            database: "d".into(),
+            schema: "s".into(),
+            user: "u".into(),
+        };
+        let t = JdbcTarget::postgres(&pg).expect("target");
+        let opts = t.options();
+        assert!(opts.iter().all(|(k, _)| *k != "password"));
+        assert!(opts.contains(&("passwordEnv", "POSTGRES_PASSWORD")));
+        assert!(opts.contains(&("connectionProvider", "platform-env")));
+    }
 }

@@ -17,6 +17,7 @@ mod side_by_side;
 pub use side_by_side::{all_or_report, side_by_side};
 
 use anyhow::{Context, Result, bail};
+use common::SparkSettings;
 use futures::future::try_join_all;
 use spark_connect_rs::{SparkSession, SparkSessionBuilder};
 use uuid::Uuid;
@@ -27,25 +28,35 @@ const MAX_GENERATIONS: u32 = 1000;
 
 /// Opens one Spark Connect session for a run. The `user_id` of the connection names
 /// the run, so it can be told apart in the Connect tab of the Spark application UI.
-pub async fn connect(remote: &str, run_name: &str) -> Result<SparkSession> {
-    connect_to_session(remote, run_name, None).await
+pub async fn connect(spark: &SparkSettings, run_name: &str) -> Result<SparkSession> {
+    connect_to_session(spark, run_name, None).await
 }
 
 /// Like [`connect`], attaching to the server-side session `session_id` (a UUID) when
-/// given.
+/// given. The token (SPARK_CONNECT_TOKEN) goes into the connection string, which is
+/// never logged; messages show the endpoint only.
 pub async fn connect_to_session(
-    remote: &str,
+    spark: &SparkSettings,
     run_name: &str,
     session_id: Option<&str>,
 ) -> Result<SparkSession> {
-    let mut url = session_url(remote, run_name);
+    let mut url = session_url(&spark.endpoint(), run_name);
     if let Some(id) = session_id {
         url = format!("{url};session_id={id}");
+    }
+    if let Some(token) = spark.token()? {
+        url = format!("{url};token={}", token.expose());
     }
     SparkSessionBuilder::remote(&url)
         .build()
         .await
-        .with_context(|| format!("cannot connect to Spark Connect at {remote}"))
+        .with_context(|| format!("cannot connect to Spark Connect at {}", spark.endpoint()))
+}
+
+/// A clear line for a refused token: the server's own words are terse.
+fn refused(e: &impl std::fmt::Display) -> bool {
+    let s = e.to_string();
+    s.contains("authentication token") || s.contains("Unauthenticated")
 }
 
 /// Attaches `clients` connections to the named session `key` (see the module doc).
@@ -58,18 +69,18 @@ pub async fn connect_to_session(
 /// Every operation of this run carries a tag `<run_name>-<random>` (logged), which
 /// tells the runs of one session apart in the Spark UI.
 pub async fn connect_named(
-    remote: &str,
+    spark: &SparkSettings,
     run_name: &str,
     key: &str,
     clients: usize,
 ) -> Result<Vec<SparkSession>> {
     // The client that found the open generation is the first of the run's clients.
-    let first = open_named(remote, run_name, key).await?;
+    let first = open_named(spark, run_name, key).await?;
     let session_id = first.session_id().to_string();
     let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
     let mut sessions = vec![first];
     sessions.extend(
-        try_join_all((1..clients).map(|_| connect_to_session(remote, run_name, Some(&session_id))))
+        try_join_all((1..clients).map(|_| connect_to_session(spark, run_name, Some(&session_id))))
             .await?,
     );
     for s in &mut sessions {
@@ -81,8 +92,12 @@ pub async fn connect_named(
 }
 
 /// [`connect_named`] with one client, for jobs that do one thing at a time.
-pub async fn connect_named_one(remote: &str, run_name: &str, key: &str) -> Result<SparkSession> {
-    connect_named(remote, run_name, key, 1)
+pub async fn connect_named_one(
+    spark: &SparkSettings,
+    run_name: &str,
+    key: &str,
+) -> Result<SparkSession> {
+    connect_named(spark, run_name, key, 1)
         .await?
         .pop()
         .context("no Spark Connect session")
@@ -101,10 +116,11 @@ pub fn session_id(key: &str, generation: u32) -> String {
 
 /// A client on the first generation of `key` the server accepts. A request with an
 /// unknown id creates the session, so the probe also opens it.
-async fn open_named(remote: &str, run_name: &str, key: &str) -> Result<SparkSession> {
+async fn open_named(settings: &SparkSettings, run_name: &str, key: &str) -> Result<SparkSession> {
+    let remote = settings.endpoint();
     for generation in 0..MAX_GENERATIONS {
         let id = session_id(key, generation);
-        let spark = connect_to_session(remote, run_name, Some(&id)).await?;
+        let spark = connect_to_session(settings, run_name, Some(&id)).await?;
         match spark.version().await {
             Ok(_) => {
                 if generation > 0 {
@@ -117,6 +133,13 @@ async fn open_named(remote: &str, run_name: &str, key: &str) -> Result<SparkSess
                 return Ok(spark);
             }
             Err(e) if e.to_string().contains("SESSION_CLOSED") => continue,
+            Err(e) if refused(&e) => {
+                bail!(
+                    "the Spark Connect server at {remote} refused this client: it requires a \
+                     token and {} is missing or wrong ({e})",
+                    SparkSettings::TOKEN_ENV
+                );
+            }
             Err(e) => {
                 return Err(anyhow::Error::new(e))
                     .with_context(|| format!("cannot open a Spark Connect session at {remote}"));

@@ -3,6 +3,10 @@
 //! nothing here relies on casts failing softly: JSON goes through `try_parse_json`
 //! (VARIANT), each field's JSON type is checked with `schema_of_variant`, and the
 //! timestamp with `try_cast`.
+//!
+//! Every Kafka record becomes exactly one row for the sink, valid or not: a payload
+//! that is too big, not UTF-8 or not an event is never dropped and never stops the
+//! stream; it goes to the quarantine with its reason and its original bytes.
 
 /// The event's fields with the longest value the `users` table accepts.
 pub const FIELDS: [(&str, usize); 6] = [
@@ -22,40 +26,74 @@ pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$";
 /// How far in the future a registration date may lie (clock skew of producers).
 pub const FUTURE_TOLERANCE: &str = "INTERVAL 5 MINUTES";
 
-/// Stage 1, over the Kafka source: the payload as text and its Kafka coordinates.
-pub fn raw_columns() -> Vec<String> {
+/// The earliest plausible registration date.
+pub const EARLIEST_DATE: &str = "1900-01-01";
+
+/// Bytes of an oversized payload kept in the quarantine, to recognise it by (the
+/// whole payload stays in Kafka until its retention ends).
+pub const OVERSIZE_KEPT_BYTES: usize = 1024;
+
+/// Stage 1, over the Kafka source: the payload, as text only when it is small enough
+/// to be an event, and its Kafka coordinates.
+pub fn raw_columns(max_event_bytes: usize) -> Vec<String> {
     vec![
-        "CAST(value AS STRING) AS raw".into(),
+        "value".into(),
+        "CAST(length(value) AS BIGINT) AS payload_bytes".into(),
+        format!(
+            "CASE WHEN length(value) <= {max_event_bytes} THEN CAST(value AS STRING) END AS raw"
+        ),
         "topic".into(),
         "CAST(partition AS INT) AS partition".into(),
         "offset".into(),
     ]
 }
 
-/// Stage 2: the parsed document, each field's text and JSON type.
-pub fn parsed_columns() -> Vec<String> {
-    let mut cols = vec![
+/// Stage 2: the parsed document, once per event (only for UTF-8 text).
+pub fn document_columns() -> Vec<String> {
+    vec![
+        "value".into(),
+        "payload_bytes".into(),
         "raw".into(),
+        "is_valid_utf8(raw) AS utf8".into(),
         "topic".into(),
         "partition".into(),
         "offset".into(),
-        "try_parse_json(raw) AS doc".into(),
-    ];
+        "CASE WHEN is_valid_utf8(raw) THEN try_parse_json(raw) END AS doc".into(),
+    ]
+}
+
+/// Stage 3: each field's text and JSON type.
+pub fn field_columns() -> Vec<String> {
+    let mut cols: Vec<String> = [
+        "value",
+        "payload_bytes",
+        "raw",
+        "utf8",
+        "topic",
+        "partition",
+        "offset",
+        "doc",
+    ]
+    .map(String::from)
+    .to_vec();
     for (f, _) in FIELDS {
+        cols.push(format!("try_variant_get(doc, '$.{f}', 'string') AS {f}"));
         cols.push(format!(
-            "try_variant_get(try_parse_json(raw), '$.{f}', 'string') AS {f}"
-        ));
-        cols.push(format!(
-            "schema_of_variant(variant_get(try_parse_json(raw), '$.{f}')) AS {f}__type"
+            "schema_of_variant(variant_get(doc, '$.{f}')) AS {f}__type"
         ));
     }
     cols
 }
 
 /// The first problem of an event, or NULL when it is valid.
-pub fn reason_expression() -> String {
+pub fn reason_expression(max_event_bytes: usize) -> String {
     let mut whens = vec![
-        "WHEN raw IS NULL THEN 'empty message'".to_string(),
+        "WHEN value IS NULL THEN 'empty message'".to_string(),
+        format!(
+            "WHEN payload_bytes > {max_event_bytes} THEN 'payload of ' || payload_bytes || \
+             ' bytes is over the limit of {max_event_bytes} bytes'"
+        ),
+        "WHEN NOT utf8 THEN 'payload is not valid UTF-8'".to_string(),
         "WHEN doc IS NULL THEN 'malformed JSON'".to_string(),
         "WHEN schema_of_variant(doc) NOT LIKE 'OBJECT<%' THEN 'not a JSON object'".to_string(),
     ];
@@ -71,6 +109,11 @@ pub fn reason_expression() -> String {
     }
     for (f, _) in FIELDS {
         whens.push(format!("WHEN trim({f}) = '' THEN '{f} is empty'"));
+    }
+    for (f, _) in FIELDS {
+        whens.push(format!(
+            "WHEN instr({f}, char(0)) > 0 THEN '{f} contains a NUL character'"
+        ));
     }
     for (f, max) in FIELDS {
         whens.push(format!(
@@ -95,23 +138,35 @@ pub fn reason_expression() -> String {
             .to_string(),
     );
     whens.push(format!(
+        "WHEN try_cast(registration_date AS TIMESTAMP) < TIMESTAMP '{EARLIEST_DATE} 00:00:00' \
+         THEN 'registration_date before {EARLIEST_DATE}'"
+    ));
+    whens.push(format!(
         "WHEN try_cast(registration_date AS TIMESTAMP) > current_timestamp() + {FUTURE_TOLERANCE} \
          THEN 'registration_date lies in the future'"
     ));
     format!("CASE {} ELSE NULL END AS reason", whens.join(" "))
 }
 
-/// Stage 3: what the sink takes (see infra/spark/sink/README.md).
-pub fn sink_columns() -> Vec<String> {
+/// Stage 4: what the sink takes (see infra/spark/sink/README.md). `raw` is the
+/// payload as text where PostgreSQL TEXT holds it exactly; otherwise `raw_bytes`
+/// carries the original bytes (a prefix of an oversized payload).
+pub fn sink_columns(max_event_bytes: usize) -> Vec<String> {
+    let exact_text = "raw IS NOT NULL AND utf8 AND instr(raw, char(0)) = 0";
     vec![
-        reason_expression(),
+        reason_expression(max_event_bytes),
         "first_name".into(),
         "last_name".into(),
         "email".into(),
         "phone".into(),
         "try_cast(registration_date AS TIMESTAMP) AS registration_date".into(),
         "loyalty_status".into(),
-        "coalesce(raw, '') AS raw".into(),
+        format!("CASE WHEN {exact_text} THEN raw END AS raw"),
+        format!(
+            "CASE WHEN value IS NOT NULL AND NOT ({exact_text}) THEN \
+             CASE WHEN payload_bytes > {max_event_bytes} THEN substring(value, 1, {OVERSIZE_KEPT_BYTES}) \
+             ELSE value END END AS raw_bytes"
+        ),
         "topic".into(),
         "partition".into(),
         "offset".into(),
@@ -123,15 +178,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_field_is_checked_for_presence_type_and_length() {
-        let r = reason_expression();
+    fn every_field_is_checked_for_presence_type_nul_and_length() {
+        let r = reason_expression(65536);
         for (f, max) in FIELDS {
             assert!(r.contains(&format!("'missing field {f}'")));
             assert!(r.contains(&format!("WHEN {f}__type <> 'STRING'")));
+            assert!(r.contains(&format!("WHEN instr({f}, char(0)) > 0")));
             assert!(r.contains(&format!("char_length({f}) > {max}")));
         }
         assert!(r.contains("'Gold', 'Silver', 'Bronze'"));
         // Backslashes are doubled for the SQL string literal.
         assert!(r.contains(r"[^@\\s]+"));
+        // The payload checks come before anything that needs the text.
+        let size = r.find("over the limit").expect("size check");
+        let utf8 = r.find("not valid UTF-8").expect("utf8 check");
+        let json = r.find("malformed JSON").expect("json check");
+        assert!(size < utf8 && utf8 < json);
     }
 }

@@ -6,13 +6,14 @@
 //! loop (one pass with `--available-now`, restarts with backoff in continuous mode).
 
 pub mod events;
+pub mod position;
 pub mod query;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result, ensure};
 use sqlx::PgPool;
 use tokio::signal::unix::SignalKind;
 
@@ -50,9 +51,13 @@ pub struct Args {
     /// Stable name of the stream: query name, progress rows, default checkpoint
     #[arg(long, env = "STREAM_SINK_ID", default_value = "users_stream")]
     sink_id: String,
-    /// Where a stream without a checkpoint starts: earliest or latest
+    /// Where a brand-new stream starts: earliest or latest (later runs resume from
+    /// the offsets PostgreSQL holds)
     #[arg(long, env = "STREAM_STARTING_OFFSETS", default_value = "earliest")]
     starting_offsets: String,
+    /// Payloads larger than this many bytes are quarantined without being parsed
+    #[arg(long, env = "STREAM_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
+    max_event_bytes: usize,
 }
 
 pub async fn run(settings: &Settings, args: Args) -> Result<()> {
@@ -66,18 +71,40 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         min_partitions: args.min_partitions,
         checkpoint_location: args.checkpoint_location,
         starting_offsets: args.starting_offsets,
+        max_event_bytes: args.max_event_bytes,
     };
     opts.validate()?;
     let sink = JdbcTarget::postgres(&settings.postgres)?;
     let pg_pool = crate::postgres::pool(&settings.postgres).await?;
-    run_loop(&settings.spark.remote, &sink, &pg_pool, &opts).await
+    let _running = claim(&settings.postgres, &opts.sink_id).await?;
+    run_loop(settings, &sink, &pg_pool, &opts).await
+}
+
+/// One `jobs stream` per sink at a time (an Airflow run next to a manual one would
+/// stop each other's query): a PostgreSQL advisory lock, held by a connection of its
+/// own for the job's lifetime and released by the server when the process dies.
+async fn claim(pg: &common::PostgresSettings, sink_id: &str) -> Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(&pg.connect_options()?)
+        .await
+        .with_context(|| format!("cannot connect to {}", pg.describe()))?;
+    let (claimed,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(format!("jobs stream {sink_id}"))
+        .fetch_one(&mut conn)
+        .await
+        .context("cannot take the stream's advisory lock")?;
+    ensure!(
+        claimed,
+        "stream {sink_id} is already running (another `jobs stream` holds it); not starting a second one"
+    );
+    Ok(conn)
 }
 
 /// Available-now: one pass, any failure is the exit status (Airflow retries).
 /// Continuous: a lost Spark Connect server or failed query is restarted from the
 /// checkpoint with backoff, until SIGTERM or Ctrl-C.
 async fn run_loop(
-    remote: &str,
+    settings: &Settings,
     sink: &JdbcTarget,
     pg_pool: &PgPool,
     opts: &StreamOptions,
@@ -105,23 +132,28 @@ async fn run_loop(
     let mut backoff = Duration::from_secs(2);
     loop {
         let attempt = async {
-            let spark = query::connect(remote, opts).await?;
-            let query = query::start(&spark, sink, opts).await?;
+            let spark = query::connect(&settings.spark, opts).await?;
+            let checkpoint = query::checkpoint_location(&spark, opts).await?;
+            let starting = resume_point(settings, &spark, pg_pool, opts, &checkpoint).await?;
+            let query = query::start(&spark, sink, opts, &checkpoint, &starting).await?;
             query::follow(&query, pg_pool, opts, || stop.load(Ordering::SeqCst)).await
         }
         .await;
         match attempt {
             Ok(t) => {
                 out!(
-                    "streamed {} batch(es): {} users written, {} events quarantined in {:.1}s",
+                    "streamed {} batch(es): {} users written, {} events quarantined, {} skipped as already committed in {:.1}s",
                     t.batches,
                     t.valid,
                     t.quarantined,
+                    t.skipped,
                     started.elapsed().as_secs_f64()
                 );
                 return Ok(());
             }
-            Err(e) if opts.available_now || stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) if opts.available_now || stop.load(Ordering::SeqCst) || is_refusal(&e) => {
+                return Err(e);
+            }
             Err(e) => {
                 tracing::error!(
                     "stream interrupted: {}; restarting from the checkpoint in {}s",
@@ -133,4 +165,46 @@ async fn run_loop(
             }
         }
     }
+}
+
+/// Decides where the query starts (see `position`) and records in PostgreSQL what it
+/// must hold first. Returns Spark's `startingOffsets`.
+async fn resume_point(
+    settings: &Settings,
+    spark: &spark_connect_rs::SparkSession,
+    pg_pool: &PgPool,
+    opts: &StreamOptions,
+    checkpoint: &str,
+) -> Result<String> {
+    let held = position::postgres_offsets(pg_pool, &opts.sink_id, &opts.topic).await?;
+    let kafka = position::kafka_watermarks(&settings.kafka, &opts.topic).await?;
+    let resumes = position::checkpoint_offsets(spark, checkpoint, &opts.topic).await?;
+    let plan = position::plan(
+        &opts.topic,
+        checkpoint,
+        &held,
+        resumes.as_ref(),
+        &kafka,
+        &opts.starting_offsets,
+    )
+    .map_err(|e| e.context(Refusal))?;
+    for note in &plan.notes {
+        tracing::info!(stream = %opts.sink_id, "{note}");
+    }
+    position::record(pg_pool, &opts.sink_id, &opts.topic, &plan.record).await?;
+    Ok(plan.starting_offsets)
+}
+
+/// Marks an error that restarting cannot fix (the operator must act).
+#[derive(Debug)]
+struct Refusal;
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not starting the stream")
+    }
+}
+
+fn is_refusal(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Refusal>().is_some()
 }

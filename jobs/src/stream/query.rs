@@ -30,6 +30,8 @@ pub struct StreamOptions {
     /// `spark.sql.streaming.checkpointLocation` + the query name.
     pub checkpoint_location: Option<String>,
     pub starting_offsets: String,
+    /// Payloads larger than this are quarantined unread.
+    pub max_event_bytes: usize,
 }
 
 impl StreamOptions {
@@ -44,6 +46,9 @@ impl StreamOptions {
         if self.max_offsets_per_trigger == 0 {
             bail!("--max-offsets-per-trigger must be positive");
         }
+        if self.max_event_bytes < 1024 {
+            bail!("--max-event-bytes must be at least 1024");
+        }
         Ok(())
     }
 
@@ -52,16 +57,8 @@ impl StreamOptions {
     }
 }
 
-/// Counts of one committed micro-batch, read from the sink's progress table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchCounts {
-    pub batch_id: i64,
-    pub valid: i64,
-    pub quarantined: i64,
-}
-
-pub async fn connect(remote: &str, opts: &StreamOptions) -> Result<SparkSession> {
-    crate::spark::connect_named_one(remote, "jobs-stream", &opts.sink_id).await
+pub async fn connect(spark: &common::SparkSettings, opts: &StreamOptions) -> Result<SparkSession> {
+    crate::spark::connect_named_one(spark, "jobs-stream", &opts.sink_id).await
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
@@ -80,10 +77,37 @@ async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where the query keeps its checkpoint: `--checkpoint-location`, else the Connect
+/// server's `spark.sql.streaming.checkpointLocation` / the query name (as Spark
+/// itself would choose; the job passes it explicitly so both agree).
+pub async fn checkpoint_location(spark: &SparkSession, opts: &StreamOptions) -> Result<String> {
+    if let Some(dir) = &opts.checkpoint_location {
+        return Ok(dir.trim_end_matches('/').to_string());
+    }
+    let base = spark
+        .conf()
+        .get("spark.sql.streaming.checkpointLocation", Some(""))
+        .await
+        .context("cannot read the Connect server's checkpoint location")?;
+    if base.is_empty() {
+        bail!(
+            "the Spark Connect server has no spark.sql.streaming.checkpointLocation: set \
+             STREAM_CHECKPOINT_LOCATION"
+        );
+    }
+    Ok(format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        opts.query_name()
+    ))
+}
+
 pub async fn start(
     spark: &SparkSession,
     sink: &JdbcTarget,
     opts: &StreamOptions,
+    checkpoint: &str,
+    starting_offsets: &str,
 ) -> Result<StreamingQuery> {
     let name = opts.query_name();
     stop_leftover(spark, &name).await?;
@@ -92,7 +116,9 @@ pub async fn start(
         .format("kafka")
         .option("kafka.bootstrap.servers", &opts.bootstrap_servers)
         .option("subscribe", &opts.topic)
-        .option("startingOffsets", &opts.starting_offsets)
+        .option("startingOffsets", starting_offsets)
+        // Events of aborted producer transactions are never read.
+        .option("kafka.isolation.level", "read_committed")
         .option(
             "maxOffsetsPerTrigger",
             &opts.max_offsets_per_trigger.to_string(),
@@ -101,20 +127,19 @@ pub async fn start(
         // driver log rather than stopping the platform's only ingest path.
         .option("failOnDataLoss", "false");
     // Splitting a Kafka partition's offset range over several Spark tasks lets a
-    // one-partition topic use every core; the split is a pure function of the
-    // batch's offsets, so a replayed batch is partitioned the same way.
+    // one-partition topic use every core. The sink's exactly-once bookkeeping is
+    // keyed on Kafka offsets, so any split (also a different one on replay) is safe.
     let source = if opts.min_partitions > 0 {
         source.option("minPartitions", &opts.min_partitions.to_string())
     } else {
         source
     }
     .load(None)?;
-    // Map-only transformations: a replayed batch has the same rows in the same
-    // partitions, which the sink's exactly-once bookkeeping relies on.
     let rows = source
-        .select_expr(events::raw_columns())
-        .select_expr(events::parsed_columns())
-        .select_expr(events::sink_columns());
+        .select_expr(events::raw_columns(opts.max_event_bytes))
+        .select_expr(events::document_columns())
+        .select_expr(events::field_columns())
+        .select_expr(events::sink_columns(opts.max_event_bytes));
     let trigger = if opts.available_now {
         Trigger::AvailableNow(true)
     } else {
@@ -123,7 +148,7 @@ pub async fn start(
             opts.trigger_interval.as_millis()
         ))
     };
-    let mut writer = rows
+    let writer = rows
         .write_stream()
         .format("pg-exactly-once")
         .output_mode(OutputMode::Append)
@@ -131,146 +156,109 @@ pub async fn start(
         .trigger(trigger)
         .option("url", &sink.url)
         .option("user", &sink.user)
-        .option("password", sink.password.expose())
-        .option("sinkId", &opts.sink_id);
-    if let Some(dir) = &opts.checkpoint_location {
-        writer = writer.option("checkpointLocation", dir);
-    }
+        .option("passwordEnv", sink.password_env)
+        .option("sinkId", &opts.sink_id)
+        .option("checkpointLocation", checkpoint);
     let query = writer
         .start(None)
         .await
         .context("Spark could not start the streaming query")?;
-    tracing::info!(query = %name, id = %query.id(), topic = %opts.topic, "streaming query started");
+    tracing::info!(query = %name, id = %query.id(), topic = %opts.topic, checkpoint, "streaming query started");
     Ok(query)
 }
 
-/// Batches in `(after, upto]` as the sink recorded them, oldest first. Only ask for
-/// batches Spark has completed: the sink commits each partition on its own.
-pub async fn committed_batches(
-    pool: &PgPool,
-    sink_id: &str,
-    after: i64,
-    upto: i64,
-) -> Result<Vec<BatchCounts>> {
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT batch_id, sum(rows_written)::bigint, sum(rows_quarantined)::bigint \
-         FROM stream_sink_progress WHERE sink_id = $1 AND batch_id > $2 AND batch_id <= $3 \
-         GROUP BY batch_id ORDER BY batch_id",
+/// One micro-batch as the sink committed it (`stream_sink_commits`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Commit {
+    pub commit_id: i64,
+    pub epoch: i64,
+    pub rows_written: i64,
+    pub rows_quarantined: i64,
+    pub rows_duplicate: i64,
+    pub rows_skipped: i64,
+}
+
+/// The sink's commits of `sink_id` after `after` (a commit id), oldest first.
+pub async fn commits_after(pool: &PgPool, sink_id: &str, after: i64) -> Result<Vec<Commit>> {
+    sqlx::query_as(
+        "SELECT commit_id, epoch, rows_written, rows_quarantined, rows_duplicate, rows_skipped \
+         FROM stream_sink_commits WHERE sink_id = $1 AND commit_id > $2 ORDER BY commit_id",
     )
     .bind(sink_id)
     .bind(after)
-    .bind(upto)
     .fetch_all(pool)
     .await
-    .context("cannot read the sink's progress table")?;
-    Ok(rows
-        .into_iter()
-        .map(|(batch_id, valid, quarantined)| BatchCounts {
-            batch_id,
-            valid,
-            quarantined,
-        })
-        .collect())
+    .context("cannot read the sink's commits (stream_sink_commits)")
 }
 
-/// The latest batch id committed by the sink (-1 when none).
-pub async fn last_committed(pool: &PgPool, sink_id: &str) -> Result<i64> {
+/// The latest commit id of `sink_id` (0 when none).
+pub async fn last_commit(pool: &PgPool, sink_id: &str) -> Result<i64> {
     let (id,): (Option<i64>,) =
-        sqlx::query_as("SELECT max(batch_id) FROM stream_sink_progress WHERE sink_id = $1")
+        sqlx::query_as("SELECT max(commit_id) FROM stream_sink_commits WHERE sink_id = $1")
             .bind(sink_id)
             .fetch_one(pool)
             .await
-            .context("cannot read the sink's progress table")?;
-    Ok(id.unwrap_or(-1))
+            .context("cannot read the sink's commits (stream_sink_commits)")?;
+    Ok(id.unwrap_or(0))
 }
 
-/// Spark's latest progress report, if there is one yet.
-async fn last_progress(query: &StreamingQuery) -> Option<serde_json::Value> {
-    // The client panics (unwrap on an empty list) before the first batch has reported
-    // progress; the call runs in a task so that panic only means "no progress yet".
-    quiet_client_panics();
-    let q = query.clone();
-    tokio::spawn(async move { q.last_progress().await })
-        .await
-        .ok()?
-        .ok()
-}
-
-/// Keeps the expected panic of `last_progress` out of the logs; any other panic is
-/// reported as usual.
-fn quiet_client_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_client = info.location().is_some_and(|l| {
-                l.file().contains("spark-connect-rs") && l.file().contains("streaming")
-            });
-            if !in_client {
-                previous(info);
-            }
-        }));
-    });
-}
-
+#[derive(Debug, Default)]
 pub struct Totals {
     pub batches: u64,
     pub valid: i64,
     pub quarantined: i64,
+    pub skipped: i64,
+}
+
+impl Totals {
+    fn add(&mut self, c: &Commit) {
+        self.batches += 1;
+        self.valid += c.rows_written;
+        self.quarantined += c.rows_quarantined;
+        self.skipped += c.rows_skipped;
+    }
 }
 
 /// Follows the query until it terminates (available-now) or `stop` fires
-/// (continuous), logging each committed batch. Returns the totals seen.
+/// (continuous), logging each batch the sink commits (one PostgreSQL transaction per
+/// batch, so a logged batch is wholly visible). Returns the totals seen.
 pub async fn follow(
     query: &StreamingQuery,
     pool: &PgPool,
     opts: &StreamOptions,
     mut stop: impl FnMut() -> bool,
 ) -> Result<Totals> {
-    let mut last = last_committed(pool, &opts.sink_id).await?;
-    let mut totals = Totals {
-        batches: 0,
-        valid: 0,
-        quarantined: 0,
-    };
+    let mut last = last_commit(pool, &opts.sink_id).await?;
+    let mut totals = Totals::default();
     let poll = if opts.available_now {
         Duration::from_millis(500)
     } else {
         opts.trigger_interval.min(Duration::from_secs(1))
+    };
+    let log_new = |commits: Vec<Commit>, totals: &mut Totals, last: &mut i64| {
+        for c in commits {
+            tracing::info!(
+                batch = c.epoch,
+                written = c.rows_written,
+                quarantined = c.rows_quarantined,
+                duplicates = c.rows_duplicate,
+                skipped_as_committed = c.rows_skipped,
+                "batch committed"
+            );
+            totals.add(&c);
+            *last = c.commit_id;
+        }
     };
     loop {
         let terminated = query
             .await_termination(Some(poll.as_millis() as i64))
             .await
             .context("the streaming query failed")?;
-        // Batches up to the latest one Spark reports as done (all of them once the
-        // query has terminated).
-        let progress = last_progress(query).await;
-        let done = progress
-            .as_ref()
-            .and_then(|p| p.get("batchId")?.as_i64())
-            .unwrap_or(-1);
-        let upto = if terminated { i64::MAX } else { done };
-        for b in committed_batches(pool, &opts.sink_id, last, upto).await? {
-            let duration = progress
-                .as_ref()
-                .filter(|_| b.batch_id == done)
-                .and_then(|p| p.pointer("/durationMs/triggerExecution")?.as_i64());
-            tracing::info!(
-                batch = b.batch_id,
-                input_rows = b.valid + b.quarantined,
-                valid_rows = b.valid,
-                quarantined_rows = b.quarantined,
-                duration_ms = duration
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                "batch committed"
-            );
-            totals.batches += 1;
-            totals.valid += b.valid;
-            totals.quarantined += b.quarantined;
-            last = b.batch_id;
-        }
+        log_new(
+            commits_after(pool, &opts.sink_id, last).await?,
+            &mut totals,
+            &mut last,
+        );
         if terminated {
             return Ok(totals);
         }
@@ -280,13 +268,12 @@ pub async fn follow(
                 .stop()
                 .await
                 .context("cannot stop the streaming query")?;
-            // Count what the batches until the stop committed (an interrupted batch is
-            // replayed by the next run, which writes only its missing partitions).
-            for b in committed_batches(pool, &opts.sink_id, last, i64::MAX).await? {
-                totals.batches += 1;
-                totals.valid += b.valid;
-                totals.quarantined += b.quarantined;
-            }
+            // A batch interrupted by the stop commits nothing; the next run replays it.
+            log_new(
+                commits_after(pool, &opts.sink_id, last).await?,
+                &mut totals,
+                &mut last,
+            );
             return Ok(totals);
         }
     }
