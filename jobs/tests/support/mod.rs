@@ -135,6 +135,12 @@ pub async fn delete_topic(name: &str) {
 
 /// Produces the payloads in order, waiting for every delivery.
 pub async fn produce(topic: &str, payloads: &[String]) {
+    let bytes: Vec<Vec<u8>> = payloads.iter().map(|p| p.as_bytes().to_vec()).collect();
+    produce_bytes(topic, &bytes).await;
+}
+
+/// Produces raw payloads (any bytes) in order, waiting for every delivery.
+pub async fn produce_bytes(topic: &str, payloads: &[Vec<u8>]) {
     let producer: FutureProducer = kafka()
         .client_config(Duration::from_secs(30))
         .set("enable.idempotence", "true")
@@ -143,7 +149,7 @@ pub async fn produce(topic: &str, payloads: &[String]) {
         .expect("producer");
     let sends = payloads.iter().map(|p| {
         producer.send(
-            FutureRecord::<(), _>::to(topic).payload(p.as_str()),
+            FutureRecord::<(), [u8]>::to(topic).payload(p.as_slice()),
             Duration::from_secs(30),
         )
     });
