@@ -40,8 +40,8 @@ status:
 demo: up
 # Data generators: the default data set (a no-op when it is there already), then a
 # burst of registration events, 10% of them malformed for the stream's quarantine.
-	$(CARGO) run $(PROFILE) --locked -q -p datagen -- pg
-	$(CARGO) run $(PROFILE) --locked -q -p datagen -- kafka --count 100 --rate 20 --bad-ratio 0.1
+	target/release/datagen pg
+	target/release/datagen kafka --count 100 --rate 20 --bad-ratio 0.1
 # The platform's jobs, each done by the Spark cluster over Spark Connect.
 	target/release/jobs replicate
 	target/release/jobs marts

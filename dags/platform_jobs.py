@@ -5,7 +5,10 @@ to log in comes from Airflow connections (provisioned from the environment as
 ``AIRFLOW_CONN_*``, so nothing is created by hand); the operator turns them into the
 environment variables the binary reads (the names in ``.env``) for that one process.
 Credentials therefore never appear in a task's arguments, its rendered fields or the
-command line it logs.
+command line it logs. That includes the Spark Connect token: the ``spark_connect``
+connection holds it in its password field ("Token" in the UI), the provider's hook
+renders it as a ``;token=`` parameter of the URL, and the operator moves it from there
+to ``SPARK_CONNECT_TOKEN``, so ``SPARK_REMOTE`` never carries it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from airflow.sdk import Asset, BaseHook, BaseOperator
 
@@ -80,13 +84,39 @@ def jobs_binary() -> str:
     return found
 
 
-def spark_remote(conn_id: str) -> str:
-    """The Spark Connect URL (sc://host:port) of a connection of type spark_connect."""
+def split_spark_url(url: str) -> tuple[str, str]:
+    """A Spark Connect URL split into the URL without its ``token`` parameter and the
+    token ("" when there is none).
+
+    The provider's hook renders ``sc://host:port/`` followed by ``;``-separated
+    parameters (``user_id``, ``token``, ``use_ssl``); the other parameters stay, a bare
+    endpoint is ``sc://host:port``.
+    """
+    base, *params = url.split(";")
+    base = base.rstrip("/")
+    token = ""
+    kept = []
+    for param in params:
+        if not param:
+            continue
+        if param.startswith("token="):
+            token = unquote(param[len("token="):])
+        else:
+            kept.append(param)
+    return (f"{base}/;{';'.join(kept)}" if kept else base), token
+
+
+def spark_connection(conn_id: str) -> tuple[str, str]:
+    """SPARK_REMOTE (without the token) and the token of a ``spark_connect`` connection,
+    rendered the provider's way (SparkConnectHook: the token is the password field)."""
     from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
 
-    url = SparkConnectHook(conn_id).get_connection_url()
-    # The hook renders "sc://host:port/" (plus ";params"); a bare endpoint is "sc://host:port".
-    return url[:-1] if url.endswith("/") else url
+    return split_spark_url(SparkConnectHook(conn_id).get_connection_url())
+
+
+def spark_remote(conn_id: str) -> str:
+    """The Spark Connect URL (sc://host:port, no token) of a spark_connect connection."""
+    return spark_connection(conn_id)[0]
 
 
 def connection_env() -> dict[str, str]:
@@ -123,8 +153,13 @@ def connection_env() -> dict[str, str]:
     if topic:
         env["KAFKA_TOPIC"] = topic
 
-    env["SPARK_REMOTE"] = spark_remote(SPARK_CONN_ID)
+    # The token travels as a variable of its own, never inside SPARK_REMOTE.
+    env["SPARK_REMOTE"], env["SPARK_CONNECT_TOKEN"] = spark_connection(SPARK_CONN_ID)
     return {k: v for k, v in env.items() if v}
+
+
+# The variables of connection_env() that hold secrets.
+SECRET_ENV = ("POSTGRES_PASSWORD", "MYSQL_PASSWORD", "SPARK_CONNECT_TOKEN")
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -137,6 +172,15 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     }
     env.update(connection_env())
     return env
+
+
+def _mask(secrets: Iterable[str]) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - other Airflow layouts
+        return
+    for secret in secrets:
+        mask_secret(secret)
 
 
 class JobsOperator(BaseOperator):
@@ -157,6 +201,9 @@ class JobsOperator(BaseOperator):
     def execute(self, context: Any) -> None:
         argv = [jobs_binary(), *self.command]
         env = child_env()
+        # Task logs written under the scheduler already mask connection passwords; say so
+        # explicitly for every secret the process gets, in case it ever prints one.
+        _mask(env[name] for name in SECRET_ENV if env.get(name))
         self.log.info("running: %s", " ".join(argv))
         # A scratch working directory: the binary must not pick up a stray .env.
         with tempfile.TemporaryDirectory(prefix="jobs-") as cwd:

@@ -177,6 +177,8 @@ start_spark_master() {
   port_free_or_die spark-master "$SPARK_MASTER_PORT"
   port_free_or_die spark-master-ui "$SPARK_MASTER_WEBUI_PORT"
   log "starting spark-master on port $SPARK_MASTER_PORT (UI $SPARK_MASTER_WEBUI_PORT)"
+  # No kill links in the UI: whoever reaches it must not stop the platform's work.
+  SPARK_MASTER_OPTS="-Dspark.ui.killEnabled=false" \
   spawn spark-master "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
     --host "$SPARK_MASTER_HOST" --port "$SPARK_MASTER_PORT" --webui-port "$SPARK_MASTER_WEBUI_PORT"
 }
@@ -222,7 +224,7 @@ start_spark_connect() {
     --conf spark.cores.max="$SPARK_CORES_MAX" \
     --conf spark.driver.host="$SPARK_MASTER_HOST" \
     --conf spark.connect.grpc.binding.port="$SPARK_CONNECT_PORT" \
-    --conf spark.ui.port="$SPARK_UI_PORT" \
+    --conf spark.ui.port="$SPARK_UI_PORT" --conf spark.ui.killEnabled=false \
     --conf spark.driver.extraClassPath="$cp" --conf spark.executor.extraClassPath="$cp:$connect_jar" \
     --conf spark.sql.streaming.checkpointLocation="$SPARK_DIR/checkpoints" \
     --conf spark.sql.shuffle.partitions="$SPARK_CORES_MAX" \

@@ -177,10 +177,14 @@ async fn main() -> Result<()> {
         .bind(&topic)
         .execute(&pool)
         .await?;
-    sqlx::query("DELETE FROM stream_sink_progress WHERE sink_id = $1")
+    for table in ["stream_sink_offsets", "stream_sink_commits"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE sink_id = $1"
+        )))
         .bind(&topic)
         .execute(&pool)
         .await?;
+    }
     let _ = admin.delete_topics(&[&topic], &AdminOptions::new()).await;
 
     println!(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -45,16 +46,36 @@ def compose_cmd() -> list[str]:
     return shlex.split(configured)
 
 
-@pytest.fixture(scope="session")
-def compose_config(compose_cmd: list[str]) -> dict:
-    """docker-compose.yml as Compose resolves it (.env interpolated, anchors merged)."""
-    # Only .env may feed the interpolation: drop same-named variables of this shell.
-    env = {k: v for k, v in os.environ.items() if k not in read_dotenv()}
-    proc = subprocess.run(
-        [*compose_cmd, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"),
-         "config", "--format", "json"],
-        capture_output=True, text=True, env=env, cwd=ROOT,
+def compose_variables() -> set[str]:
+    """Every variable docker-compose.yml interpolates (${NAME...})."""
+    return set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()))
+
+
+def run_compose_config(
+    compose_cmd: list[str], env: dict[str, str] | None = None, env_file: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """`compose config --format json` on docker-compose.yml. Only .env (or env_file) and
+    the given env may feed the interpolation: this shell's variables of the same names
+    are dropped."""
+    names = read_dotenv().keys() | compose_variables()
+    full_env = {k: v for k, v in os.environ.items() if k not in names}
+    full_env.update(env or {})
+    extra = ["--env-file", str(env_file)] if env_file else []
+    return subprocess.run(
+        [*compose_cmd, "--project-directory", str(ROOT), *extra,
+         "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True, text=True, env=full_env, cwd=ROOT,
     )
+
+
+def resolve_compose(compose_cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    proc = run_compose_config(compose_cmd, env)
     assert proc.returncode == 0, f"compose config failed:\n{proc.stderr}"
     assert "not set" not in proc.stderr, f"compose warnings:\n{proc.stderr}"
     return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def compose_config(compose_cmd: list[str]) -> dict:
+    """docker-compose.yml as Compose resolves it (.env interpolated, anchors merged)."""
+    return resolve_compose(compose_cmd)

@@ -4,10 +4,13 @@
 #      Go module proxy by install-compose.sh, cached in ~/.cache/finals-platform),
 #   2. infra/docker/Dockerfile through BuildKit's Dockerfile frontend (dockerfile-check/),
 #   3. pytest, in the cached Airflow 3 virtualenv (infra/airflow/install-venv.sh):
-#      test_compose.py  services, ports, healthchecks, dependency conditions, images
+#      test_compose.py  services, ports and their bind address, healthchecks, dependency
+#                       conditions, images, no secret on a command line or fixed in a file
 #      test_dags.py     DAG import, ids, settings, no credentials in tasks
-#      test_dags_e2e.py every DAG with `airflow dags test` against the local stack
-#                       (needs `make up`; skipped while `jobs replicate` does not exist)
+#      test_native_airflow.py  the local Airflow's environment (native.sh), no secret in argv
+#      test_dags_e2e.py every DAG with `airflow dags test` against the local stack, no
+#                       secret in a task log (needs `make up`; skipped while `jobs
+#                       replicate` does not exist)
 #   run.sh [pytest args...]     e.g. run.sh -k e2e
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

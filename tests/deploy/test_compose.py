@@ -4,10 +4,14 @@ against what the deployment promises."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
+import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, read_dotenv, resolve_compose, run_compose_config
 
 SERVICES = {
     "postgres", "mysql", "kafka", "kafka-init", "spark-master", "spark-worker",
@@ -40,15 +44,19 @@ DEPENDS_ON = {
     "airflow-dag-processor": {"airflow-init": "service_completed_successfully"},
 }
 
-# service -> (host port from .env or fixed, container port)
+# Exactly what is published on the host: service -> {(host port from .env, container port)}.
+# Not the master's RPC port 7077 nor the worker UI 8082 (see docker-compose.yml's header).
 PUBLISHED = {
-    "airflow-apiserver": ("8080", 8080),
-    "spark-master": ("SPARK_MASTER_WEBUI_PORT", 8081),
-    "spark-connect": ("SPARK_CONNECT_PORT", 15002),
-    "postgres": ("POSTGRES_PORT", 5432),
-    "mysql": ("MYSQL_PORT", 3306),
-    "kafka": ("KAFKA_PORT", 9092),
+    "airflow-apiserver": {("AIRFLOW_PORT", 8080)},
+    "spark-master": {("SPARK_MASTER_WEBUI_PORT", 8081)},
+    "spark-connect": {("SPARK_CONNECT_PORT", 15002), ("SPARK_UI_PORT", 4040)},
+    "postgres": {("POSTGRES_PORT", 5432)},
+    "mysql": {("MYSQL_PORT", 3306)},
+    "kafka": {("KAFKA_PORT", 9092)},
 }
+AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+# What .env holds that is secret: its values must never be on a command line.
+SECRET_KEYS = re.compile(r"PASSWORD|TOKEN|SECRET")
 
 OFFICIAL_IMAGE = re.compile(
     r"^(postgres|mysql|debian|rust|maven|apache/kafka|apache/spark|apache/airflow)(:|$)"
@@ -59,20 +67,58 @@ def published(service: dict) -> set[tuple[str, int]]:
     return {(str(p.get("published")), int(p["target"])) for p in service.get("ports", [])}
 
 
+def bound(service: dict) -> set[tuple[str, str, int]]:
+    return {
+        (p.get("host_ip", ""), str(p.get("published")), int(p["target"]))
+        for p in service.get("ports", [])
+    }
+
+
+def secret_values(dotenv: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in dotenv.items() if SECRET_KEYS.search(k) and v}
+
+
 def test_services(compose_config):
     assert set(compose_config["services"]) == SERVICES
 
 
+def expected_ports(dotenv: dict[str, str], address: str) -> dict[str, set]:
+    defaults = {"AIRFLOW_PORT": "8080"}
+    return {
+        name: {(address, dotenv.get(key, defaults.get(key)), target) for key, target in ports}
+        for name, ports in PUBLISHED.items()
+    }
+
+
 def test_ports(compose_config, dotenv):
-    for name, (host, target) in PUBLISHED.items():
-        host_port = dotenv.get(host, host)
-        assert (host_port, target) in published(compose_config["services"][name]), name
+    """Only the intended ports are published, each on 127.0.0.1 (PLATFORM_BIND_ADDRESS's
+    default): this machine only."""
+    assert dotenv.get("PLATFORM_BIND_ADDRESS", "127.0.0.1") == "127.0.0.1", \
+        "the repository's .env must not open the ports to the network"
+    expected = expected_ports(dotenv, "127.0.0.1")
+    for name, service in compose_config["services"].items():
+        assert bound(service) == expected.get(name, set()), name
     # the Spark application UI (4040) is the Connect server's
     assert (dotenv["SPARK_UI_PORT"], 4040) in published(compose_config["services"]["spark-connect"])
     # the documented defaults
     assert {dotenv[k] for k in ("POSTGRES_PORT", "MYSQL_PORT", "KAFKA_PORT",
                                 "SPARK_MASTER_WEBUI_PORT", "SPARK_CONNECT_PORT",
                                 "SPARK_UI_PORT")} == {"5432", "3306", "9092", "8081", "15002", "4040"}
+
+
+def test_one_setting_opens_every_port(compose_cmd, dotenv):
+    """PLATFORM_BIND_ADDRESS=0.0.0.0 binds every published port to all interfaces, and
+    publishes nothing more."""
+    config = resolve_compose(compose_cmd, {"PLATFORM_BIND_ADDRESS": "0.0.0.0"})
+    expected = expected_ports(dotenv, "0.0.0.0")
+    for name, service in config["services"].items():
+        assert bound(service) == expected.get(name, set()), name
+
+
+def test_not_published_master_rpc_and_worker_ui(compose_config):
+    services = compose_config["services"]
+    assert all(target != 7077 for _, target in published(services["spark-master"]))
+    assert not services["spark-worker"].get("ports")
 
 
 @pytest.mark.parametrize("name", sorted(LONG_RUNNING))
@@ -193,37 +239,185 @@ def test_spark_connect_server(compose_config):
     assert "SPARK_DAEMON_MEMORY" not in connect.get("environment", {})
 
 
-def test_airflow_settings(compose_config):
+def test_spark_connect_token_from_the_environment(compose_config, dotenv):
+    """The server's token is SPARK_CONNECT_TOKEN, given as Spark's own variable, never on
+    its command line; without it in .env, compose refuses to start (no open door)."""
+    connect = compose_config["services"]["spark-connect"]
+    token = dotenv["SPARK_CONNECT_TOKEN"]
+    assert token
+    assert connect["environment"]["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == token
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert re.search(r"SPARK_CONNECT_AUTHENTICATE_TOKEN: \$\{SPARK_CONNECT_TOKEN[:?}]", text)
+    words = [*(connect.get("command") or []), *(connect.get("entrypoint") or [])]
+    for word in words:
+        assert token not in word
+        assert "authenticate" not in word.lower() and "token" not in word.lower(), word
+        for value in secret_values(dotenv).values():
+            assert value not in word, word
+
+
+def test_spark_processes_get_the_database_passwords(compose_config, dotenv):
+    """The platform's JDBC connection provider reads the passwords from the environment
+    of the driver (the Connect server) and of the executors (children of the worker)."""
+    for name in ("spark-connect", "spark-worker"):
+        env = compose_config["services"][name]["environment"]
+        assert env["POSTGRES_PASSWORD"] == dotenv["POSTGRES_PASSWORD"], name
+        assert env["MYSQL_PASSWORD"] == dotenv["MYSQL_PASSWORD"], name
+    # ...and no admin password anywhere in Spark
+    for name in ("spark-master", "spark-worker", "spark-connect"):
+        env = compose_config["services"][name].get("environment", {})
+        assert not {"MYSQL_ROOT_PASSWORD", "POSTGRES_ADMIN_PASSWORD"} & env.keys(), name
+
+
+def test_spark_event_logs(compose_config):
+    connect = compose_config["services"]["spark-connect"]
+    cmd = connect["command"]
+    assert "spark.eventLog.enabled=true" in cmd
+    assert "spark.eventLog.dir=/opt/spark/events" in cmd
+    volumes = {v["target"]: v["source"] for v in connect["volumes"] if v["type"] == "volume"}
+    assert volumes["/opt/spark/events"] == "spark-events"
+    assert "spark-events" in compose_config["volumes"]
+    # the image creates the directory for the spark user (a new volume inherits it)
+    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    spark = dockerfile.split("AS spark\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "/opt/spark/events" in spark and "chown -R spark:spark" in spark
+
+
+def test_spark_uis_have_no_kill_links(compose_config):
+    services = compose_config["services"]
+    assert "spark.ui.killEnabled=false" in services["spark-connect"]["command"]
+    assert "-Dspark.ui.killEnabled=false" in services["spark-master"]["environment"]["SPARK_MASTER_OPTS"]
+
+
+def test_airflow_settings(compose_config, dotenv):
     env = compose_config["services"]["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "false"
-    import json
+    assert env["AIRFLOW__API__EXPOSE_CONFIG"] == "false"
 
     spark = json.loads(env["AIRFLOW_CONN_SPARK_CONNECT_DEFAULT"])
     assert spark["conn_type"] == "spark_connect" and spark["port"] == 15002
+    # the token the provider's way: the connection's password ("Token" in the UI)
+    assert spark["password"] == dotenv["SPARK_CONNECT_TOKEN"]
     for conn in ("AIRFLOW_CONN_PLATFORM_POSTGRES", "AIRFLOW_CONN_PLATFORM_MYSQL",
                  "AIRFLOW_CONN_PLATFORM_KAFKA"):
         json.loads(env[conn])  # valid JSON after interpolation
+    # the raw token is nowhere else in Airflow's environment
+    assert "SPARK_CONNECT_TOKEN" not in env and "SPARK_REMOTE" not in env
     api = compose_config["services"]["airflow-apiserver"]
     assert api["environment"]["AIRFLOW_ADMIN_USER"] == "admin"
-    assert api["environment"]["AIRFLOW_ADMIN_PASSWORD"] == "admin"
+    assert api["environment"]["AIRFLOW_ADMIN_PASSWORD"] == dotenv["AIRFLOW_ADMIN_PASSWORD"]
+    # only the API server knows the admin password; nobody uses the image's user
+    # creation (`airflow users create --password ...` would put it on a command line)
+    for name in AIRFLOW_SERVICES:
+        service_env = compose_config["services"][name]["environment"]
+        assert not any(k.startswith("_AIRFLOW_WWW_USER") for k in service_env), name
+        if name != "airflow-apiserver":
+            assert "AIRFLOW_ADMIN_PASSWORD" not in service_env, name
+
+
+def test_airflow_secrets_are_not_fixed_in_the_repository(compose_config, compose_cmd):
+    """JWT secret and API secret key: empty unless .env sets them, then generated on the
+    first start into the airflow-secrets volume by the image's entrypoint."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text
+    assert re.search(r"AIRFLOW__API_AUTH__JWT_SECRET: \$\{AIRFLOW_JWT_SECRET:-\}", text)
+    assert re.search(r"AIRFLOW__API__SECRET_KEY: \$\{AIRFLOW_SECRET_KEY:-\}", text)
+    assert not read_dotenv().get("AIRFLOW_JWT_SECRET") and not read_dotenv().get("AIRFLOW_SECRET_KEY")
+    for name in AIRFLOW_SERVICES:
+        service = compose_config["services"][name]
+        assert service["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == "", name
+        assert service["environment"]["AIRFLOW__API__SECRET_KEY"] == "", name
+        volumes = {v["target"]: v["source"] for v in service["volumes"] if v["type"] == "volume"}
+        assert volumes["/opt/airflow/secrets"] == "airflow-secrets", name
+        assert not service.get("entrypoint"), f"{name} must keep the image's entrypoint"
+    assert "airflow-secrets" in compose_config["volumes"]
+    # an explicitly set value wins
+    config = resolve_compose(compose_cmd, {"AIRFLOW_JWT_SECRET": "jwt-x1", "AIRFLOW_SECRET_KEY": "key-x2"})
+    env = config["services"]["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt-x1"
+    assert env["AIRFLOW__API__SECRET_KEY"] == "key-x2"
+    # every Airflow process starts through with-secrets.sh, then the image's entrypoint
+    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    airflow = dockerfile.split("AS airflow\n", 1)[1]
+    assert ('ENTRYPOINT ["/usr/bin/dumb-init", "--", "/opt/platform/with-secrets.sh", '
+            '"/entrypoint"]') in airflow
+    assert "PLATFORM_AIRFLOW_SECRETS_DIR=/opt/airflow/secrets" in airflow
+    assert "mkdir -m 0700 /opt/airflow/secrets" in airflow
+
+
+@pytest.mark.parametrize(
+    "missing", ["SPARK_CONNECT_TOKEN", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_DB_PASSWORD"]
+)
+def test_no_default_for_a_secret(compose_cmd, tmp_path, missing):
+    """No open door: without the secret in .env, compose refuses instead of starting
+    with a default (or no) password or token."""
+    lines = [
+        line for line in (ROOT / ".env").read_text().splitlines()
+        if not line.startswith(f"{missing}=")
+    ]
+    env_file = tmp_path / "env"
+    env_file.write_text("\n".join(lines) + "\n")
+    proc = run_compose_config(compose_cmd, env_file=env_file)
+    assert proc.returncode != 0, f"compose accepted a .env without {missing}"
+    assert missing in proc.stderr
+
+
+def _command_lines(service: dict) -> list[list[str]]:
+    check = service.get("healthcheck", {}).get("test") or []
+    return [service.get("command") or [], service.get("entrypoint") or [], check]
 
 
 def test_no_secret_on_a_command_line(compose_config, dotenv):
-    secrets = {v for k, v in dotenv.items() if "PASSWORD" in k and v}
+    """No password, token or key from .env in any service's command, entrypoint or
+    healthcheck (whatever needs one gets it from its environment)."""
+    secrets = set(secret_values(dotenv).values())
+    assert {"finals_pass", "pg_admin_pass", "airflow_admin_pass", "airflow_db_pass",
+            dotenv["SPARK_CONNECT_TOKEN"]} <= secrets
 
     def leaks(words: list[str]) -> set[str]:
-        # a password as a word of its own, or as the value of an option (x=pw, -ppw)
+        # a secret as a word of its own, or as the value of an option (x=pw, -ppw)...
         tokens = {t for w in words for t in w.split()}
-        return {
+        found = {
             s for s in secrets for t in tokens
             if t.strip("'\"") == s or t.endswith("=" + s) or t == "-p" + s
         }
+        # ...or anywhere inside one (distinctive values only: `postgres` is a program)
+        return found | {s for s in secrets if len(s) >= 6 for w in words if s in w}
 
     for name, service in compose_config["services"].items():
+        command, entrypoint, check = _command_lines(service)
         # (argv[0] is a program name, e.g. `postgres`, which may equal a default password)
-        argv = (service.get("command") or [])[1:] + (service.get("entrypoint") or [])[1:]
-        assert not leaks(argv), f"a password is on {name}'s command line"
-        assert not leaks(service.get("healthcheck", {}).get("test", [])), name
+        assert not leaks(command[1:] + entrypoint[1:]), f"a secret is on {name}'s command line"
+        assert not leaks(check), f"a secret is in {name}'s healthcheck"
+
+
+def test_with_secrets_generates_once_and_an_explicit_value_wins(tmp_path):
+    script = ROOT / "infra/airflow/with-secrets.sh"
+    secrets = tmp_path / "secrets"
+    base = {"PATH": os.environ["PATH"], "PLATFORM_AIRFLOW_SECRETS_DIR": str(secrets)}
+    show = ["sh", "-c", 'echo "$AIRFLOW__API_AUTH__JWT_SECRET|$AIRFLOW__API__SECRET_KEY"']
+
+    def run(env=None) -> str:
+        out = subprocess.run([str(script), *show], env={**base, **(env or {})},
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    # processes starting together agree on one value
+    procs = [subprocess.Popen([str(script), *show], env=base, stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outputs = {p.communicate()[0].strip() for p in procs}
+    assert len(outputs) == 1, outputs
+    first = outputs.pop()
+    jwt, key = first.split("|")
+    assert len(jwt) >= 40 and len(key) >= 40 and jwt != key
+    assert run() == first  # stable across restarts
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    for name in ("jwt_secret", "api_secret_key"):
+        assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o600
+    assert sorted(p.name for p in secrets.iterdir()) == ["api_secret_key", "jwt_secret"]
+    # an explicitly set value wins (an empty one does not)
+    assert run({"AIRFLOW__API_AUTH__JWT_SECRET": "explicit-1"}) == f"explicit-1|{key}"
+    assert run({"AIRFLOW__API_AUTH__JWT_SECRET": ""}) == first
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

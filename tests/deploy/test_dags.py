@@ -39,8 +39,10 @@ os.environ.update(
     AIRFLOW_CONN_PLATFORM_KAFKA=json.dumps({
         "conn_type": "kafka", "extra": {"bootstrap.servers": "k1:9092,k2:9092", "topic": "t1"},
     }),
+    # The token the Spark provider's way: the connection's password field.
     AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
         "conn_type": "spark_connect", "host": "spark.example", "port": 15002,
+        "password": SECRETS["token"],
     }),
 )
 sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path, as here
@@ -116,6 +118,43 @@ def test_spark_endpoint_from_spark_connect_connection():
     import platform_jobs
 
     assert platform_jobs.spark_remote("spark_connect_default") == "sc://spark.example:15002"
+    assert platform_jobs.spark_connection("spark_connect_default") == (
+        "sc://spark.example:15002", SECRETS["token"])
+
+
+def test_the_provider_renders_the_token_into_the_url():
+    """What the operator relies on: SparkConnectHook puts the connection's password into
+    the URL as `;token=` (so the URL must never be passed on as it is)."""
+    from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+
+    url = SparkConnectHook("spark_connect_default").get_connection_url()
+    assert f"token={SECRETS['token']}" in url
+
+
+def test_token_is_split_off_the_url_and_other_parameters_stay(monkeypatch):
+    import platform_jobs
+
+    split = platform_jobs.split_spark_url
+    assert split("sc://h:1/") == ("sc://h:1", "")
+    assert split("sc://h:1") == ("sc://h:1", "")
+    assert split("sc://h:1/;token=abc") == ("sc://h:1", "abc")
+    assert split("sc://h:1/;user_id=me;token=a%2Fb%7E;use_ssl=True") == (
+        "sc://h:1/;user_id=me;use_ssl=True", "a/b~")
+    # a connection with a user id, TLS and a token, rendered by the provider's hook
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_FULL", json.dumps({
+        "conn_type": "spark_connect", "host": "sc://tls.example", "port": 443, "login": "me",
+        "password": "tok-Ab1.~_", "extra": {"use_ssl": True},
+    }))
+    assert platform_jobs.spark_connection("spark_full") == (
+        "sc://tls.example:443/;user_id=me;use_ssl=True", "tok-Ab1.~_")
+    # no token: none is passed on
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_OPEN", json.dumps({
+        "conn_type": "spark_connect", "host": "open.example", "port": 15002,
+    }))
+    assert platform_jobs.spark_connection("spark_open") == ("sc://open.example:15002", "")
+    monkeypatch.setattr(platform_jobs, "SPARK_CONN_ID", "spark_open")
+    env = platform_jobs.connection_env()
+    assert "SPARK_CONNECT_TOKEN" not in env and env["SPARK_REMOTE"] == "sc://open.example:15002"
 
 
 def test_environment_of_the_jobs_process():
@@ -123,7 +162,10 @@ def test_environment_of_the_jobs_process():
 
     base = {"PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://a:secret@h/db",
-            "AIRFLOW_CONN_PLATFORM_POSTGRES": "x", "SOMETHING_ELSE": "y"}
+            "AIRFLOW_CONN_PLATFORM_POSTGRES": "x", "SOMETHING_ELSE": "y",
+            # only the connection's token counts, never a stray variable of the worker
+            "SPARK_CONNECT_TOKEN": "stray", "SPARK_REMOTE": "sc://stray:1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "jwt", "AIRFLOW__API__SECRET_KEY": "key"}
     env = platform_jobs.child_env(base)
     assert env == {
         "PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
@@ -133,7 +175,9 @@ def test_environment_of_the_jobs_process():
         "MYSQL_HOST": "my.example", "MYSQL_PORT": "3307", "MYSQL_DB": "dst_db",
         "MYSQL_USER": "my_user", "MYSQL_PASSWORD": SECRETS["my"],
         "KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "KAFKA_TOPIC": "t1",
+        # the token as a variable of its own; the remote without it
         "SPARK_REMOTE": "sc://spark.example:15002",
+        "SPARK_CONNECT_TOKEN": SECRETS["token"],
     }
 
 
@@ -147,6 +191,11 @@ def test_operator_runs_the_binary_without_exposing_credentials(dagbag, tmp_path,
         'echo "pg-password-set: ${POSTGRES_PASSWORD:+yes}"\n'
         'echo "airflow-conn-leaked: ${AIRFLOW_CONN_PLATFORM_POSTGRES:+yes}"\n'
         'echo "remote: $SPARK_REMOTE"\n'
+        f'test "$SPARK_CONNECT_TOKEN" = "{SECRETS["token"]}" && echo "token-in-env: yes"\n'
+        f'test "$MYSQL_PASSWORD" = "{SECRETS["my"]}" && echo "my-password-in-env: yes"\n'
+        'case "$SPARK_REMOTE" in *token*) echo "token-in-remote: yes" ;; esac\n'
+        # the process's own command line, as `ps` shows it
+        "echo \"cmdline: $(tr '\\0' ' ' </proc/$$/cmdline)\"\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PLATFORM_JOBS_BIN", str(fake))
@@ -170,8 +219,14 @@ def test_operator_runs_the_binary_without_exposing_credentials(dagbag, tmp_path,
     assert "airflow-conn-leaked: yes" not in text
     assert "cwd-has-env-file: no" in text
     assert "remote: sc://spark.example:15002" in text
+    assert "token-in-env: yes" in text and "my-password-in-env: yes" in text
+    assert "token-in-remote: yes" not in text
+    assert "cmdline: " in text
     for secret in SECRETS.values():
         assert secret not in text
+    # nothing the task keeps (its templated fields) holds a secret either
+    rendered = json.dumps({f: getattr(task, f) for f in task.template_fields}, default=str)
+    assert not any(s in rendered for s in SECRETS.values())
 
 
 def test_operator_fails_the_task_on_a_non_zero_exit(dagbag, tmp_path, monkeypatch):

@@ -3,8 +3,13 @@ succeeds and its data lands (MySQL replicas, marts, streamed users).
 
 Airflow runs from a temporary AIRFLOW_HOME (SQLite metadata), reading the repository's
 dags/; the connections are provisioned from .env as AIRFLOW_CONN_* variables, the only
-place the passwords are given to Airflow. Skipped, with the reason, while the `jobs`
-binary has no `replicate` sub-command yet.
+place the passwords and the Spark Connect token are given to Airflow. After each run, no
+task log holds any of them. `airflow dags test` runs the tasks in its own process and
+their logs go to its output (Airflow's secrets masker is not applied there, so this
+checks what the operator and `jobs` print, unmasked); a copy is kept as
+AIRFLOW_HOME/task-logs/<dag_id>.log. The base log folder, where a scheduler's task logs
+go (dag_id=*/run_id=*/task_id=*/attempt=*.log), is checked as well. Skipped, with the
+reason, while the `jobs` binary has no `replicate` sub-command yet.
 """
 
 from __future__ import annotations
@@ -90,6 +95,28 @@ def my_query(s: dict[str, str], sql: str) -> str:
     return out.stdout.strip()
 
 
+def spark_endpoint(s: dict[str, str]) -> tuple[str, int, str]:
+    """host, port and token of the Spark Connect server: SPARK_REMOTE is sc://host:port
+    (a `;token=` parameter is accepted there too, SPARK_CONNECT_TOKEN wins)."""
+    base, *params = s["SPARK_REMOTE"].split(";")
+    hostport = base.split("://", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    token = s.get("SPARK_CONNECT_TOKEN") or next(
+        (p[len("token="):] for p in params if p.startswith("token=")), "")
+    return host, int(port), token
+
+
+def secret_values(s: dict[str, str]) -> dict[str, str]:
+    """The values no log may show: every *_PASSWORD of .env and the Spark Connect token."""
+    names = [k for k in s if k.endswith("_PASSWORD")] + ["SPARK_CONNECT_TOKEN"]
+    return {k: s[k] for k in names if len(s.get(k) or "") >= 4}
+
+
+def task_log_files(home: Path) -> list[Path]:
+    """Every file of the base log folder (task logs, when a scheduler runs them)."""
+    return [p for p in (home / "logs").rglob("*") if p.is_file()]
+
+
 def count_pg(s, table: str) -> int:
     return int(pg_query(s, f"SELECT count(*) FROM {table}"))
 
@@ -109,11 +136,14 @@ def airflow(stack, tmp_path_factory):
     # Only what Airflow needs: no .env password reaches it except inside a connection.
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ")}
     env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}"
+    spark_host, spark_port, spark_token = spark_endpoint(s)
+    assert spark_token, "SPARK_CONNECT_TOKEN is not set (.env): the Spark Connect server requires it"
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
         PLATFORM_JOBS_BIN=str(JOBS),
         RUST_LOG=s.get("RUST_LOG", "info"),
         AIRFLOW_CONN_PLATFORM_POSTGRES=json.dumps({
@@ -129,15 +159,16 @@ def airflow(stack, tmp_path_factory):
             "conn_type": "kafka",
             "extra": {"bootstrap.servers": s["KAFKA_BOOTSTRAP_SERVERS"], "topic": s["KAFKA_TOPIC"]},
         }),
+        # the token the provider's way: the connection's password
         AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
-            "conn_type": "spark_connect",
-            "host": s["SPARK_REMOTE"].split("://", 1)[1].rsplit(":", 1)[0],
-            "port": int(s["SPARK_REMOTE"].rsplit(":", 1)[1].split("/", 1)[0]),
+            "conn_type": "spark_connect", "host": spark_host, "port": spark_port,
+            "password": spark_token,
         }),
     )
     subprocess.run([str(airflow_bin), "db", "migrate"], env=env, check=True,
                    capture_output=True, text=True, cwd=home)
-    secrets = [v for k, v in s.items() if "PASSWORD" in k and len(v) >= 4]
+    secrets = secret_values(s)
+    assert "SPARK_CONNECT_TOKEN" in secrets and "POSTGRES_PASSWORD" in secrets
 
     def run_dag(dag_id: str) -> str:
         proc = subprocess.run(
@@ -145,8 +176,19 @@ def airflow(stack, tmp_path_factory):
             capture_output=True, text=True, timeout=DAG_TIMEOUT,
         )
         output = proc.stdout + proc.stderr
-        (home / f"{dag_id}.log").write_text(output)
+        saved = home / "task-logs" / f"{dag_id}.log"
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(output)
+        # No task log shows a password or the token: the run's output (its task logs,
+        # checked before anything else, even when the run failed) and every file of
+        # the base log folder.
+        for path in [saved, *task_log_files(home)]:
+            text = path.read_text(errors="replace")
+            for name, secret in secrets.items():
+                assert secret not in text, f"{name}'s value appears in {path} ({dag_id})"
         assert proc.returncode == 0, f"`airflow dags test {dag_id}` failed:\n{output[-6000:]}"
+        # (and the check saw the tasks' own log lines: `jobs` ran and logged)
+        assert f"running: {JOBS} " in output, f"no task log lines in {dag_id}'s output"
         runs = subprocess.run(
             [str(airflow_bin), "dags", "list-runs", dag_id, "-o", "json"], env=env, cwd=home,
             capture_output=True, text=True, check=True,
@@ -155,8 +197,6 @@ def airflow(stack, tmp_path_factory):
         listing = runs.stdout[re.search(r"^\[", runs.stdout, re.M).start() :]
         states = [r["state"] for r in json.JSONDecoder().raw_decode(listing)[0]]
         assert states and states[0] == "success", f"{dag_id} runs: {states}\n{output[-6000:]}"
-        for secret in secrets:
-            assert secret not in output, f"a password appears in {dag_id}'s output"
         return output
 
     return run_dag

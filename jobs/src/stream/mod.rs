@@ -58,6 +58,9 @@ pub struct Args {
     /// Payloads larger than this many bytes are quarantined without being parsed
     #[arg(long, env = "STREAM_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     max_event_bytes: usize,
+    /// Benchmark baseline: the sink appends without its exactly-once bookkeeping
+    #[arg(long, hide = true)]
+    plain_append: bool,
 }
 
 pub async fn run(settings: &Settings, args: Args) -> Result<()> {
@@ -72,6 +75,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         checkpoint_location: args.checkpoint_location,
         starting_offsets: args.starting_offsets,
         max_event_bytes: args.max_event_bytes,
+        plain_append: args.plain_append,
     };
     opts.validate()?;
     let sink = JdbcTarget::postgres(&settings.postgres)?;

@@ -32,6 +32,8 @@ pub struct StreamOptions {
     pub starting_offsets: String,
     /// Payloads larger than this are quarantined unread.
     pub max_event_bytes: usize,
+    /// The sink's `append` mode: no offsets, no de-duplication (benchmark baseline).
+    pub plain_append: bool,
 }
 
 impl StreamOptions {
@@ -158,6 +160,14 @@ pub async fn start(
         .option("user", &sink.user)
         .option("passwordEnv", sink.password_env)
         .option("sinkId", &opts.sink_id)
+        .option(
+            "mode",
+            if opts.plain_append {
+                "append"
+            } else {
+                "exactly-once"
+            },
+        )
         .option("checkpointLocation", checkpoint);
     let query = writer
         .start(None)

@@ -16,7 +16,7 @@ import org.apache.spark.sql.util.CaseInsensitiveStringMap;
  * <pre>
  * df.writeStream.format("pg-exactly-once")
  *   .option("url", "jdbc:postgresql://host:5432/db?currentSchema=s")
- *   .option("user", ...).option("password", ...)
+ *   .option("user", ...).option("passwordEnv", "POSTGRES_PASSWORD")
  *   .option("sinkId", "users-stream")
  *   .option("checkpointLocation", ...).start()
  * </pre>

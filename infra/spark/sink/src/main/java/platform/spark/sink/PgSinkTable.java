@@ -2,12 +2,12 @@ package platform.spark.sink;
 
 import java.util.EnumSet;
 import java.util.Set;
+import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.connector.catalog.SupportsWrite;
 import org.apache.spark.sql.connector.catalog.TableCapability;
 import org.apache.spark.sql.connector.write.LogicalWriteInfo;
 import org.apache.spark.sql.connector.write.Write;
 import org.apache.spark.sql.connector.write.WriteBuilder;
-import org.apache.spark.sql.internal.SQLConf;
 import org.apache.spark.sql.types.StructType;
 
 /** The write-only table behind the format: users + users_quarantine in PostgreSQL. */
@@ -40,7 +40,7 @@ final class PgSinkTable implements SupportsWrite {
     // Runs on the driver, where the session's time zone is known: Spark TIMESTAMPs are
     // instants, users.registration_date is a wall-clock TIMESTAMP, and the wall clock
     // must be the one the job's SQL parsed the value in.
-    String zone = SQLConf.get().sessionLocalTimeZone();
+    String zone = SparkSession.active().conf().get("spark.sql.session.timeZone");
     SinkConfig config = SinkConfig.from(info.options(), info.schema(), zone);
     return new WriteBuilder() {
       @Override

@@ -1,9 +1,9 @@
 package platform.spark.sink;
 
 import java.sql.Connection;
-import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,53 +19,34 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Driver side of a write. The data and the exactly-once markers are committed by each
- * partition's own transaction (PgDataWriter), so the driver-side commit has nothing
- * left to make durable: it only reports what the batch did.
+ * Driver side of a write: the executors only stage rows (StagingWriter); this commits
+ * each batch in one PostgreSQL transaction (BatchCommit) and logs what it did.
  */
 final class PgSinkWrite implements Write, BatchWrite, StreamingWrite {
   private static final Logger LOG = LoggerFactory.getLogger(PgSinkWrite.class);
-
-  // Same DDL as infra/db/postgres/schema.sql, so a fresh database works without it.
-  static final String QUARANTINE_DDL = """
-      CREATE TABLE IF NOT EXISTS users_quarantine (
-          raw_payload     TEXT,
-          reason          TEXT        NOT NULL,
-          kafka_topic     TEXT        NOT NULL,
-          kafka_partition INTEGER     NOT NULL,
-          kafka_offset    BIGINT      NOT NULL,
-          received_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-          PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset)
-      )""";
-  static final String PROGRESS_DDL = """
-      CREATE TABLE IF NOT EXISTS stream_sink_progress (
-          sink_id          TEXT        NOT NULL,
-          batch_id         BIGINT      NOT NULL,
-          partition_id     INTEGER     NOT NULL,
-          rows_written     BIGINT      NOT NULL DEFAULT 0,
-          rows_quarantined BIGINT      NOT NULL DEFAULT 0,
-          committed_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-          PRIMARY KEY (sink_id, batch_id, partition_id)
-      )""";
-
   private static final Set<String> PREPARED = ConcurrentHashMap.newKeySet();
 
   private final SinkConfig config;
-  private final long batchWriteId;
+  private final long batchEpoch;
 
   PgSinkWrite(SinkConfig config, String queryId, CaseInsensitiveStringMap options) {
     this.config = config;
-    this.batchWriteId = batchWriteId(queryId, options);
+    this.batchEpoch = batchEpoch(queryId, options);
   }
 
   /**
-   * Batch writes have no epoch. An explicit batchId option makes a batch write
-   * idempotent across reruns; without it the id comes from the (random) query id and is
-   * negative, so it never collides with a streaming epoch of the same sinkId.
+   * Batch writes have no epoch: the batchId option, else a negative number from the
+   * (random) query id, which never looks like a streaming epoch in stream_sink_commits.
    */
-  private static long batchWriteId(String queryId, CaseInsensitiveStringMap options) {
-    if (options.containsKey(SinkConfig.OPT_BATCH_ID)) {
-      return options.getLong(SinkConfig.OPT_BATCH_ID, 0);
+  private static long batchEpoch(String queryId, CaseInsensitiveStringMap options) {
+    String id = options.get(SinkConfig.OPT_BATCH_ID);
+    if (id != null) {
+      try {
+        return Long.parseLong(id.trim());
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(SinkConfig.WHO + ": option '"
+            + SinkConfig.OPT_BATCH_ID + "' must be an integer, got '" + id + "'", e);
+      }
     }
     long bits = UUID.fromString(queryId).getMostSignificantBits() & Long.MAX_VALUE;
     return -bits - 1;
@@ -73,7 +54,7 @@ final class PgSinkWrite implements Write, BatchWrite, StreamingWrite {
 
   @Override
   public String description() {
-    return PgExactlyOnceProvider.SHORT_NAME + "[" + config.sinkId + "]";
+    return SinkConfig.WHO + "[" + config.sinkId + "]";
   }
 
   @Override
@@ -89,8 +70,9 @@ final class PgSinkWrite implements Write, BatchWrite, StreamingWrite {
   }
 
   /**
-   * Fail fast on a bad URL or credentials and create missing tables, once per driver
-   * and target: Spark builds the write again while planning every micro-batch.
+   * Fails fast on a bad URL, credentials or password variable, and creates missing
+   * tables, once per driver and target: Spark builds the write again while planning
+   * every micro-batch.
    */
   private void prepare() {
     String target = config.url + "\u0000" + config.user + "\u0000" + config.sinkId;
@@ -99,31 +81,18 @@ final class PgSinkWrite implements Write, BatchWrite, StreamingWrite {
     }
     try (Connection conn = config.connect()) {
       if (config.createTables) {
-        createIfMissing(conn, "users_quarantine", QUARANTINE_DDL);
-        createIfMissing(conn, "stream_sink_progress", PROGRESS_DDL);
+        SinkTables.createIfMissing(conn);
       }
     } catch (SQLException e) {
-      throw new IllegalStateException(
-          "pg-exactly-once: cannot prepare PostgreSQL (" + config + "): " + e.getMessage(), e);
+      throw new IllegalStateException(SinkConfig.WHO + ": cannot prepare PostgreSQL ("
+          + config + "): " + e.getMessage(), e);
     }
     PREPARED.add(target);
-    LOG.info("pg-exactly-once sink '{}' ready ({})", config.sinkId, config);
+    LOG.info("{} sink '{}' ready ({})", SinkConfig.WHO, config.sinkId, config);
   }
 
-  // Look first: CREATE ... IF NOT EXISTS still needs the CREATE privilege on the schema.
-  private static void createIfMissing(Connection conn, String table, String ddl)
-      throws SQLException {
-    try (Statement st = conn.createStatement();
-        ResultSet rs = st.executeQuery("SELECT to_regclass('" + table + "') IS NOT NULL")) {
-      rs.next();
-      if (!rs.getBoolean(1)) {
-        st.execute(ddl);
-      }
-    }
-  }
-
-  // Both interfaces default to true; keep Spark's single-committer rule as a second
-  // guard (the progress marker alone already makes a second commit a no-op).
+  // Spark's single-committer rule: one attempt per partition commits its staging table,
+  // so the driver gets exactly one table per non-empty partition.
   @Override
   public boolean useCommitCoordinator() {
     return true;
@@ -131,56 +100,72 @@ final class PgSinkWrite implements Write, BatchWrite, StreamingWrite {
 
   @Override
   public DataWriterFactory createBatchWriterFactory(PhysicalWriteInfo info) {
-    return new PgWriterFactory(config, batchWriteId);
+    return new PgWriterFactory(config, batchEpoch);
   }
 
   @Override
   public StreamingDataWriterFactory createStreamingWriterFactory(PhysicalWriteInfo info) {
-    return new PgWriterFactory(config, -1);
+    return new PgWriterFactory(config, -1); // unused: streaming writers get their epoch
   }
 
   @Override
   public void commit(WriterCommitMessage[] messages) {
-    logCommit(batchWriteId, messages);
+    commit(batchEpoch, messages);
   }
 
   @Override
   public void commit(long epochId, WriterCommitMessage[] messages) {
-    logCommit(epochId, messages);
+    List<StagedTable> tables = staged(messages);
+    long start = System.nanoTime();
+    BatchCommit.Counts c;
+    try {
+      c = BatchCommit.run(config, epochId, tables);
+    } catch (SQLException e) {
+      throw new IllegalStateException(SinkConfig.WHO + " sink '" + config.sinkId + "' epoch "
+          + epochId + ": commit failed" + lockHint(e) + ": " + e.getMessage()
+          + " (replaying the batch is safe: what was committed is skipped)", e);
+    }
+    LOG.info("{} sink '{}' epoch {}: {} written to users, {} quarantined ({} duplicates),"
+            + " {} skipped as already committed; {} rows from {} staging tables in {} ms",
+        SinkConfig.WHO, config.sinkId, epochId, c.written(), c.quarantined(), c.duplicates(),
+        c.skipped(), tables.stream().mapToLong(StagedTable::rows).sum(), tables.size(),
+        (System.nanoTime() - start) / 1_000_000);
+  }
+
+  private String lockHint(SQLException e) {
+    return "55P03".equals(e.getSQLState())
+        ? " (a lock was not granted within lockTimeoutMs=" + config.lockTimeoutMs + ")" : "";
   }
 
   @Override
   public void abort(WriterCommitMessage[] messages) {
-    logAbort(batchWriteId);
+    abort(batchEpoch, messages);
   }
 
+  /** Drops the staging tables of the committed tasks; the next commit drops any left. */
   @Override
   public void abort(long epochId, WriterCommitMessage[] messages) {
-    logAbort(epochId);
+    List<String> names = new ArrayList<>();
+    staged(messages).forEach(t -> names.add(t.table()));
+    try (Connection conn = config.connect()) {
+      BatchCommit.drop(conn, names);
+    } catch (SQLException | RuntimeException e) {
+      LOG.warn("{} sink '{}' epoch {} aborted; could not drop its staging tables ({}), the"
+          + " next commit will", SinkConfig.WHO, config.sinkId, epochId, e.getMessage());
+      return;
+    }
+    LOG.warn("{} sink '{}' epoch {} aborted; {} staging tables dropped, nothing written",
+        SinkConfig.WHO, config.sinkId, epochId, names.size());
   }
 
-  private void logCommit(long batchId, WriterCommitMessage[] messages) {
-    long written = 0, quarantined = 0, duplicates = 0, skipped = 0;
-    int replayed = 0;
+  // Abort passes null for tasks that did not commit; empty partitions staged nothing.
+  private static List<StagedTable> staged(WriterCommitMessage[] messages) {
+    List<StagedTable> tables = new ArrayList<>();
     for (WriterCommitMessage m : messages) {
-      if (m instanceof SinkCommitMessage s) {
-        written += s.written();
-        quarantined += s.quarantined();
-        duplicates += s.duplicates();
-        skipped += s.skipped();
-        replayed += s.replayed() ? 1 : 0;
+      if (m instanceof StagedTable t && t.table() != null) {
+        tables.add(t);
       }
     }
-    LOG.info("pg-exactly-once sink '{}' batch {}: {} written to users, {} quarantined"
-            + " ({} duplicate email), {} skipped as replay ({} of {} partitions)",
-        config.sinkId, batchId, written, quarantined, duplicates, skipped, replayed,
-        messages.length);
-  }
-
-  // Partitions that committed keep their rows and markers; when Spark retries the
-  // batch they are skipped and only the others are written.
-  private void logAbort(long batchId) {
-    LOG.warn("pg-exactly-once sink '{}' batch {} aborted; committed partitions will be"
-        + " skipped when the batch is retried", config.sinkId, batchId);
+    return tables;
   }
 }

@@ -5,25 +5,25 @@ import org.apache.spark.sql.connector.write.DataWriter;
 import org.apache.spark.sql.connector.write.DataWriterFactory;
 import org.apache.spark.sql.connector.write.streaming.StreamingDataWriterFactory;
 
-/** Serialized to the executors; one writer per (batch, partition) task attempt. */
+/** Serialized to the executors; one staging writer per task attempt. */
 final class PgWriterFactory implements DataWriterFactory, StreamingDataWriterFactory {
-  private static final long serialVersionUID = 1L;
+  private static final long serialVersionUID = 2L;
 
   private final SinkConfig config;
-  private final long batchId; // batch writes only; streaming gets the epoch per writer
+  private final long batchEpoch; // batch writes only; streaming gets the epoch per writer
 
-  PgWriterFactory(SinkConfig config, long batchId) {
+  PgWriterFactory(SinkConfig config, long batchEpoch) {
     this.config = config;
-    this.batchId = batchId;
+    this.batchEpoch = batchEpoch;
   }
 
   @Override
   public DataWriter<InternalRow> createWriter(int partitionId, long taskId) {
-    return new PgDataWriter(config, batchId, partitionId);
+    return new StagingWriter(config, batchEpoch, partitionId, taskId);
   }
 
   @Override
   public DataWriter<InternalRow> createWriter(int partitionId, long taskId, long epochId) {
-    return new PgDataWriter(config, epochId, partitionId);
+    return new StagingWriter(config, epochId, partitionId, taskId);
   }
 }
