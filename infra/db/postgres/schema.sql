@@ -1,5 +1,7 @@
 -- The e-commerce source schema, owned by the platform role. Idempotent.
 -- Variables (psql -v): schema, user. Run while connected to the platform database.
+-- (Re-runs are expected: no NOTICE for what already exists.)
+SET client_min_messages = warning;
 SELECT format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', :'schema', :'user') \gexec
 SELECT format('SET ROLE %I', :'user') \gexec
 SELECT format('SET search_path TO %I', :'schema') \gexec
