@@ -51,7 +51,8 @@ drain() {
   local sink="$1"; shift
   local t0 t1 rows
   t0=$(date +%s.%N)
-  "$JOBS" --kafka-topic "$TOPIC" stream --available-now --sink-id "$sink" "$@" >/dev/null
+  "$JOBS" --kafka-topic "$TOPIC" stream --available-now --sink-id "$sink" "$@" \
+    >/dev/null 2>>"$LOGS/bench-stream.log"
   t1=$(date +%s.%N)
   rows=$(platform_psql -At -c "SELECT count(*) FROM $S.users WHERE user_id > $BEFORE")
   [ "$rows" -eq "$EVENTS" ] || { echo "$sink: $rows users for $EVENTS events" >&2; exit 1; }

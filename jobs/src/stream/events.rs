@@ -62,7 +62,16 @@ pub fn document_columns() -> Vec<String> {
     ]
 }
 
-/// Stage 3: each field's text and JSON type.
+/// The JSON shape of a usual event: `schema_of_variant` of the whole object, whose
+/// fields it lists sorted by name. One string per event instead of one per field.
+pub fn expected_shape() -> String {
+    let mut names: Vec<&str> = FIELDS.iter().map(|(f, _)| *f).collect();
+    names.sort_unstable();
+    let fields: Vec<String> = names.iter().map(|f| format!("{f}: STRING")).collect();
+    format!("OBJECT<{}>", fields.join(", "))
+}
+
+/// Stage 3: the object's shape, each field's text, the parsed date.
 pub fn field_columns() -> Vec<String> {
     let mut cols: Vec<String> = [
         "value",
@@ -76,37 +85,49 @@ pub fn field_columns() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
+    cols.push("schema_of_variant(doc) AS shape".into());
     for (f, _) in FIELDS {
         cols.push(format!("try_variant_get(doc, '$.{f}', 'string') AS {f}"));
-        cols.push(format!(
-            "schema_of_variant(variant_get(doc, '$.{f}')) AS {f}__type"
-        ));
     }
+    cols.push("try_cast(try_variant_get(doc, '$.registration_date', 'string') AS TIMESTAMP) AS registered".into());
     cols
 }
 
-/// The first problem of an event, or NULL when it is valid.
+/// Why the JSON is not an object with the six fields as strings, or NULL. Evaluated
+/// only for events whose shape is not exactly the usual one (extra fields are fine).
+fn structure_reason() -> String {
+    let mut whens = vec!["WHEN shape NOT LIKE 'OBJECT<%' THEN 'not a JSON object'".to_string()];
+    let ty = |f: &str| format!("schema_of_variant(variant_get(doc, '$.{f}'))");
+    for (f, _) in FIELDS {
+        whens.push(format!(
+            "WHEN {0} IS NULL OR {0} = 'VOID' THEN 'missing field {f}'",
+            ty(f)
+        ));
+    }
+    for (f, _) in FIELDS {
+        whens.push(format!(
+            "WHEN {0} <> 'STRING' THEN '{f} must be a string, not ' || lower({0})",
+            ty(f)
+        ));
+    }
+    format!(
+        "CASE WHEN shape = '{}' THEN NULL {} ELSE NULL END",
+        expected_shape(),
+        whens.join(" ")
+    )
+}
+
+/// The first problem of an event, or NULL when it is valid. Checks run cheapest and
+/// most basic first, and stop at the first that fails (`coalesce` is lazy).
 pub fn reason_expression(max_event_bytes: usize) -> String {
-    let mut whens = vec![
-        "WHEN value IS NULL THEN 'empty message'".to_string(),
-        format!(
-            "WHEN payload_bytes > {max_event_bytes} THEN 'payload of ' || payload_bytes || \
-             ' bytes is over the limit of {max_event_bytes} bytes'"
-        ),
-        "WHEN NOT utf8 THEN 'payload is not valid UTF-8'".to_string(),
-        "WHEN doc IS NULL THEN 'malformed JSON'".to_string(),
-        "WHEN schema_of_variant(doc) NOT LIKE 'OBJECT<%' THEN 'not a JSON object'".to_string(),
-    ];
-    for (f, _) in FIELDS {
-        whens.push(format!(
-            "WHEN {f}__type IS NULL OR {f}__type = 'VOID' THEN 'missing field {f}'"
-        ));
-    }
-    for (f, _) in FIELDS {
-        whens.push(format!(
-            "WHEN {f}__type <> 'STRING' THEN '{f} must be a string, not ' || lower({f}__type)"
-        ));
-    }
+    let payload = format!(
+        "CASE WHEN value IS NULL THEN 'empty message' \
+         WHEN payload_bytes > {max_event_bytes} THEN 'payload of ' || payload_bytes || \
+         ' bytes is over the limit of {max_event_bytes} bytes' \
+         WHEN NOT utf8 THEN 'payload is not valid UTF-8' \
+         WHEN doc IS NULL THEN 'malformed JSON' END"
+    );
+    let mut whens = Vec::new();
     for (f, _) in FIELDS {
         whens.push(format!("WHEN trim({f}) = '' THEN '{f} is empty'"));
     }
@@ -133,19 +154,21 @@ pub fn reason_expression(max_event_bytes: usize) -> String {
         "WHEN loyalty_status NOT IN ({statuses}) THEN 'unknown loyalty status'"
     ));
     whens.push(
-        "WHEN try_cast(registration_date AS TIMESTAMP) IS NULL \
-         THEN 'registration_date is not an ISO 8601 timestamp'"
-            .to_string(),
+        "WHEN registered IS NULL THEN 'registration_date is not an ISO 8601 timestamp'".to_string(),
     );
     whens.push(format!(
-        "WHEN try_cast(registration_date AS TIMESTAMP) < TIMESTAMP '{EARLIEST_DATE} 00:00:00' \
+        "WHEN registered < TIMESTAMP '{EARLIEST_DATE} 00:00:00' \
          THEN 'registration_date before {EARLIEST_DATE}'"
     ));
     whens.push(format!(
-        "WHEN try_cast(registration_date AS TIMESTAMP) > current_timestamp() + {FUTURE_TOLERANCE} \
+        "WHEN registered > current_timestamp() + {FUTURE_TOLERANCE} \
          THEN 'registration_date lies in the future'"
     ));
-    format!("CASE {} ELSE NULL END AS reason", whens.join(" "))
+    format!(
+        "coalesce({payload}, {}, CASE {} END) AS reason",
+        structure_reason(),
+        whens.join(" ")
+    )
 }
 
 /// Stage 4: what the sink takes (see infra/spark/sink/README.md). `raw` is the
@@ -159,7 +182,7 @@ pub fn sink_columns(max_event_bytes: usize) -> Vec<String> {
         "last_name".into(),
         "email".into(),
         "phone".into(),
-        "try_cast(registration_date AS TIMESTAMP) AS registration_date".into(),
+        "registered AS registration_date".into(),
         "loyalty_status".into(),
         format!("CASE WHEN {exact_text} THEN raw END AS raw"),
         format!(
@@ -182,7 +205,7 @@ mod tests {
         let r = reason_expression(65536);
         for (f, max) in FIELDS {
             assert!(r.contains(&format!("'missing field {f}'")));
-            assert!(r.contains(&format!("WHEN {f}__type <> 'STRING'")));
+            assert!(r.contains(&format!("'{f} must be a string, not '")));
             assert!(r.contains(&format!("WHEN instr({f}, char(0)) > 0")));
             assert!(r.contains(&format!("char_length({f}) > {max}")));
         }
@@ -193,6 +216,16 @@ mod tests {
         let size = r.find("over the limit").expect("size check");
         let utf8 = r.find("not valid UTF-8").expect("utf8 check");
         let json = r.find("malformed JSON").expect("json check");
-        assert!(size < utf8 && utf8 < json);
+        let shape = r.find("not a JSON object").expect("shape check");
+        assert!(size < utf8 && utf8 < json && json < shape);
+    }
+
+    #[test]
+    fn the_usual_shape_lists_the_fields_sorted() {
+        assert_eq!(
+            expected_shape(),
+            "OBJECT<email: STRING, first_name: STRING, last_name: STRING, \
+             loyalty_status: STRING, phone: STRING, registration_date: STRING>"
+        );
     }
 }
