@@ -106,6 +106,27 @@ fn crawl(starts: &[String], secrets: &[(String, String)], found: &mut Vec<String
     seen.len()
 }
 
+/// A file's bytes; Spark's event logs are zstd-compressed (`.zstd`), so a plain
+/// search of them would find nothing. Every frame is decoded; the log of the running
+/// application may end in a frame still being written, of which what is there counts.
+fn read_maybe_compressed(path: &Path) -> std::io::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)?;
+    if path.extension().is_none_or(|e| e != "zstd") {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    let mut rest: &[u8] = &bytes;
+    while !rest.is_empty() {
+        let Ok(mut frame) = ruzstd::decoding::StreamingDecoder::new(&mut rest) else {
+            break;
+        };
+        if std::io::Read::read_to_end(&mut frame, &mut out).is_err() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -221,7 +242,7 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
         "no Spark event log"
     );
     for f in &files {
-        if let Ok(bytes) = std::fs::read(f) {
+        if let Ok(bytes) = read_maybe_compressed(f) {
             hits(
                 &String::from_utf8_lossy(&bytes),
                 &secrets,
