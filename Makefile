@@ -14,6 +14,7 @@ help:
 	@echo "make test    everything CI checks: fmt, clippy, unit and integration tests"
 	@echo "make up | down | status    the local stack (infra/local)"
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
+	@echo "make compat                the jobs and integration tests on each supported Spark version"
 
 install:
 	@$(STACK) install
@@ -68,6 +69,12 @@ integration-tests: up
 	cd infra/spark/sink && mvn -B -q -Dstyle.color=never test
 
 test: fmt-check clippy unit-tests integration-tests deploy-check
+
+# The Spark version matrix: the jobs and the integration tests on each supported Spark
+# version (tests/compat.sh; not part of `make test`, which tests the .env version).
+.PHONY: compat
+compat: up
+	tests/compat.sh
 
 # The docker deployment and the DAGs, checked without a Docker engine: compose file
 # validated by Docker Compose v2, DAG tests under Airflow 3, and each DAG run end to

@@ -57,6 +57,40 @@ async fn replicate_copies_every_table_exactly_and_a_rerun_changes_nothing() {
     assert_eq!(leftovers, 0);
 }
 
+/// The tables of a replication and the marts of a build run side by side in Spark, not
+/// one after the other: the client's blocking calls each run on their own thread. Read
+/// from Spark's own record of the run's jobs (the application's REST API).
+#[test]
+fn the_units_of_a_run_run_side_by_side_in_spark() {
+    for (job, units) in [("replicate", TABLES.len()), ("marts", 3)] {
+        let (out, stdout, stderr) = support::run(&[job]);
+        assert!(out.status.success(), "jobs {job}: {stdout}{stderr}");
+        let tag = support::run_tag(&stderr);
+        let spark_jobs = support::spark_jobs_of_run(&tag);
+        assert!(
+            spark_jobs.len() >= units,
+            "jobs {job}: {} Spark jobs tagged {tag}, expected one per unit ({units})",
+            spark_jobs.len()
+        );
+        let overlap = support::max_overlap(&spark_jobs);
+        assert!(
+            overlap >= 2,
+            "jobs {job}: its Spark jobs ran one at a time: {spark_jobs:?}"
+        );
+    }
+}
+
+#[test]
+fn overlap_counts_intervals_open_at_one_instant() {
+    let iv = |s: &str, e: &str| (s.to_string(), e.to_string());
+    assert_eq!(support::max_overlap(&[]), 0);
+    assert_eq!(support::max_overlap(&[iv("a", "b"), iv("b", "c")]), 1);
+    assert_eq!(
+        support::max_overlap(&[iv("a", "d"), iv("b", "c"), iv("b", "e")]),
+        3
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn readers_never_see_a_missing_or_short_table_during_replication() {
     let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);

@@ -184,8 +184,10 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
             ..JdbcTarget::postgres(&support::postgres()).expect("target")
         },
     ] {
-        let df = jdbc::read(&spark, &target, "users", None, 100, None).expect("plan");
-        let err = df.count().await.expect_err("a refused login");
+        let df = jdbc::read(&spark, &target, "users", None, 100, None);
+        let err = jobs::spark::blocking(move || df.count())
+            .await
+            .expect_err("a refused login");
         let mut found = Vec::new();
         hits(&err.to_string(), &secrets, "the client's error", &mut found);
         assert!(found.is_empty(), "{found:?}");

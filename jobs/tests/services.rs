@@ -92,8 +92,9 @@ async fn spark_reads_postgres_and_writes_mysql_over_jdbc() {
         .await
         .expect("count");
     let source = JdbcTarget::postgres(&support::postgres()).expect("settings");
-    let df = jdbc::read(&spark, &source, "product_categories", None, 1000, None).expect("read");
-    assert_eq!(df.count().await.expect("spark count"), expected);
+    let df = jdbc::read(&spark, &source, "product_categories", None, 1000, None);
+    let count = jobs::spark::blocking(move || df.count()).await;
+    assert_eq!(count.expect("spark count"), expected);
 
     // Write: rows made by Spark land in a MySQL table.
     let table = support::unique("jdbc_write_test");
@@ -105,7 +106,6 @@ async fn spark_reads_postgres_and_writes_mysql_over_jdbc() {
     .expect("create");
     let rows = spark
         .sql("SELECT id, concat('row-', id) AS label FROM range(0, 250)")
-        .await
         .expect("plan");
     let sink = JdbcTarget::mysql(&support::mysql()).expect("settings");
     let written = jdbc::append(rows, &sink, &table, 100).await;

@@ -222,25 +222,18 @@ async fn probe_kafka(kafka: &KafkaSettings) -> Result<String> {
 async fn probe_spark(spark: &SparkSettings) -> Result<String> {
     // A named session, so that repeated checks (every `make up`) do not leave a new
     // idle session on the server each time.
-    let session =
-        crate::spark::connect_named_one(spark, "platform-check", "platform-check").await?;
-    let batch = session
-        .sql("SELECT 1 AS ok")
-        .await
-        .context("Spark SQL failed")?
-        .collect()
+    let session = crate::spark::connect_named(spark, "platform-check", "platform-check").await?;
+    let s = session.clone();
+    let rows = crate::spark::blocking(move || s.sql("SELECT 1 AS ok")?.collect())
         .await
         .context("Spark SQL failed")?;
-    let col = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow_array::Int32Array>()
-        .context("unexpected result type")?;
     ensure!(
-        batch.num_rows() == 1 && col.value(0) == 1,
+        rows.len() == 1 && rows[0].get(0) == Some(&crate::spark::Value::Integer(1)),
         "SELECT 1 returned something else"
     );
-    let version = session.version().await.unwrap_or_default();
+    let version = crate::spark::blocking(move || session.version())
+        .await
+        .unwrap_or_default();
     Ok(format!(
         "SELECT 1 through Spark Connect at {} (Spark {version})",
         spark.endpoint()

@@ -7,12 +7,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::builder::PossibleValuesParser;
-use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::mysql::staging::{self, LockArgs, TableLocks};
 use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
-use crate::spark::side_by_side;
+use crate::spark::{SparkSession, side_by_side};
 use crate::{Settings, out};
 
 /// Build the analytical marts in MySQL from the MySQL replicas, through Spark.
@@ -46,12 +45,12 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
     let remote = &settings.spark;
     let spark = if args.baseline {
-        vec![crate::spark::connect(remote, "jobs-marts-baseline").await?]
+        crate::spark::connect(remote, "jobs-marts-baseline").await?
     } else {
         // Runs against the same MySQL share the session and its `src_*` views;
         // a view replaced by a concurrent run reads the same replica.
         let key = format!("jobs-marts|{}", target.url);
-        crate::spark::connect_named(remote, "jobs-marts", &key, selected.len()).await?
+        crate::spark::connect_named(remote, "jobs-marts", &key).await?
     };
     let started = Instant::now();
     // The replicas the marts read and the marts they write, locked for the whole run:
@@ -181,9 +180,8 @@ pub struct MartReport {
 }
 
 pub struct Job<'a> {
-    /// Clients of the run's one Spark Connect session; the marts are spread over
-    /// them so that they are built side by side (see [`crate::spark::connect_named`]).
-    pub spark: &'a [SparkSession],
+    /// The run's Spark Connect session (shared by the marts built side by side).
+    pub spark: &'a SparkSession,
     pub mysql_pool: &'a MySqlPool,
     pub mysql: &'a JdbcTarget,
     pub locks: &'a TableLocks,
@@ -204,10 +202,9 @@ pub async fn build(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRep
     tracing::debug!("sources registered after {:?}", started.elapsed());
     side_by_side(
         "building marts",
-        ctx.spark,
         marts,
         |m| m.name,
-        |spark, m| build_mart(ctx, spark, m),
+        |m| build_mart(ctx, ctx.spark, m),
     )
     .await
 }
@@ -241,17 +238,17 @@ async fn register_sources(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<()> 
             _ => None,
         };
         let view = format!("src_{name}");
-        jdbc::read(
-            &ctx.spark[0],
+        let df = jdbc::read(
+            ctx.spark,
             ctx.mysql,
             name,
             partitioning,
             ctx.fetch_size,
             None,
-        )?
-        .create_or_replace_temp_view(&view)
-        .await
-        .with_context(|| format!("cannot read MySQL table {name}"))?;
+        );
+        crate::spark::blocking(move || df.create_or_replace_temp_view(&view))
+            .await
+            .with_context(|| format!("cannot read MySQL table {name}"))?;
     }
     Ok(())
 }
@@ -263,7 +260,7 @@ pub async fn run_baseline(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<
     let mut reports = Vec::new();
     for m in marts {
         let started = Instant::now();
-        let df = ctx.spark[0].sql(m.plain).await?;
+        let df = ctx.spark.sql(m.plain)?;
         jdbc::overwrite_with_defaults(df, ctx.mysql, &format!("{}__baseline", m.name))
             .await
             .with_context(|| format!("baseline build of {}", m.name))?;
@@ -283,9 +280,9 @@ async fn build_mart(
 ) -> Result<MartReport> {
     let started = Instant::now();
     let load = |staging: String| async move {
+        // Planned lazily: a query error surfaces from the write.
         let df = spark
             .sql(mart.query)
-            .await
             .with_context(|| format!("Spark could not plan {}", mart.name))?;
         jdbc::append(df, ctx.mysql, &staging, ctx.batch_size)
             .await

@@ -14,14 +14,13 @@ use anyhow::{Context, Result, bail};
 use clap::builder::PossibleValuesParser;
 use common::PostgresSettings;
 use common::schema::{self, Kind, TABLES, Table};
-use spark_connect_rs::SparkSession;
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::fingerprint::{mysql_fingerprint, postgres_fingerprint};
 use crate::mysql::staging::{self, LockArgs, TableLocks};
 use crate::postgres::Snapshot;
 use crate::spark::jdbc::{self, JdbcTarget, Partitioning};
-use crate::spark::side_by_side;
+use crate::spark::{SparkSession, side_by_side};
 use crate::{Settings, out};
 
 /// Replicate PostgreSQL tables to MySQL through Spark, verified by row count and
@@ -62,10 +61,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     let remote = &settings.spark;
     let spark = if args.baseline {
         // A new session per run, as the seed's spark-submit runs had.
-        vec![crate::spark::connect(remote, "jobs-replicate-baseline").await?]
+        crate::spark::connect(remote, "jobs-replicate-baseline").await?
     } else {
         let key = format!("jobs-replicate|{}|{}", source.url, sink.url);
-        crate::spark::connect_named(remote, "jobs-replicate", &key, tables.len()).await?
+        crate::spark::connect_named(remote, "jobs-replicate", &key).await?
     };
     let started = Instant::now();
     let tuning = Tuning {
@@ -74,7 +73,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         fetch_size: args.fetch_size.max(1),
     };
     if args.baseline {
-        for r in run_baseline(&spark[0], &source, &sink, &tables).await? {
+        for r in run_baseline(&spark, &source, &sink, &tables).await? {
             out!("{:<20} baseline  {:.2}s", r.table, r.seconds);
         }
         out!("baseline: {:.2}s", started.elapsed().as_secs_f64());
@@ -134,9 +133,8 @@ pub struct TableReport {
 }
 
 pub struct Job<'a> {
-    /// Clients of the run's one Spark Connect session; the tables are spread over
-    /// them so that they are copied side by side (see [`crate::spark::connect_named`]).
-    pub spark: &'a [SparkSession],
+    /// The run's Spark Connect session (shared by the tables copied side by side).
+    pub spark: &'a SparkSession,
     pub pg: &'a PostgresSettings,
     pub snapshot: &'a Snapshot,
     pub mysql_pool: &'a MySqlPool,
@@ -154,10 +152,9 @@ pub struct Job<'a> {
 pub async fn replicate(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<TableReport>> {
     side_by_side(
         "replication",
-        ctx.spark,
         tables,
         |t| t.name,
-        |spark, t| replicate_table(ctx, spark, t),
+        |t| replicate_table(ctx, ctx.spark, t),
     )
     .await
 }
@@ -199,7 +196,7 @@ async fn replicate_table(
                 }),
                 ctx.tuning.fetch_size,
                 Some(&session_init),
-            )?;
+            );
             jdbc::append(df, ctx.sink, &staging, ctx.tuning.batch_size)
                 .await
                 .with_context(|| format!("Spark could not copy {} to MySQL", table.name))?;
@@ -280,7 +277,7 @@ async fn run_baseline(
     let mut reports = Vec::new();
     for t in tables {
         let started = Instant::now();
-        let df = jdbc::read(spark, source, t.name, None, 1000, None)?;
+        let df = jdbc::read(spark, source, t.name, None, 1000, None);
         jdbc::overwrite_with_defaults(df, sink, &format!("{}__baseline", t.name))
             .await
             .with_context(|| format!("baseline copy of {}", t.name))?;

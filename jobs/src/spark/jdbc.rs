@@ -6,8 +6,10 @@
 
 use anyhow::Result;
 use common::{MysqlSettings, PostgresSettings};
-use spark_connect_rs::dataframe::SaveMode;
-use spark_connect_rs::{DataFrame, DataFrameReader, DataFrameWriter, SparkSession};
+use spark_connect::readwriter::{DataFrameReader, DataFrameWriter};
+use spark_connect::{DataFrame, SparkSession};
+
+use super::blocking;
 
 /// The JDBC connection provider of the platform's Spark plugin.
 pub const CONNECTION_PROVIDER: &str = "platform-env";
@@ -74,7 +76,7 @@ pub struct Partitioning<'a> {
 
 /// A JDBC relation (`dbtable`: a table name or a parenthesised subquery with alias).
 /// `session_init` runs first on each of Spark's connections (e.g. to read as of a
-/// snapshot).
+/// snapshot). Only a plan: nothing is read before an action.
 pub fn read(
     spark: &SparkSession,
     target: &JdbcTarget,
@@ -82,7 +84,7 @@ pub fn read(
     partitioning: Option<Partitioning<'_>>,
     fetch_size: u32,
     session_init: Option<&str>,
-) -> Result<DataFrame> {
+) -> DataFrame {
     let mut reader = target
         .reader(spark)
         .option("dbtable", dbtable)
@@ -99,7 +101,7 @@ pub fn read(
             .option("upperBound", &p.upper.to_string())
             .option("numPartitions", &p.partitions.to_string());
     }
-    Ok(reader.load([])?)
+    reader.load(None)
 }
 
 /// Appends a DataFrame to an existing table (never `overwrite`, which would
@@ -110,17 +112,15 @@ pub async fn append(
     table: &str,
     batch_size: u32,
 ) -> Result<()> {
-    target
+    let writer = target
         .writer(df)
-        .mode(SaveMode::Append)
+        .mode("append")
         .option("dbtable", table)
         .option("batchsize", &batch_size.to_string())
         // The staging table is invisible to readers until the swap, so the
         // writers need no isolation of their own.
-        .option("isolationLevel", "NONE")
-        .save("")
-        .await?;
-    Ok(())
+        .option("isolationLevel", "NONE");
+    blocking(move || writer.save(None)).await
 }
 
 /// Spark's JDBC defaults, for the benchmark baseline only: `overwrite` mode (which
@@ -138,16 +138,14 @@ pub async fn overwrite_with_defaults(
         .unwrap_or(&target.url)
         .to_string()
         + "?useSSL=false&allowPublicKeyRetrieval=true";
-    JdbcTarget {
+    let writer = JdbcTarget {
         url,
         ..target.clone()
     }
     .writer(df)
-    .mode(SaveMode::Overwrite)
-    .option("dbtable", table)
-    .save("")
-    .await?;
-    Ok(())
+    .mode("overwrite")
+    .option("dbtable", table);
+    blocking(move || writer.save(None)).await
 }
 
 #[cfg(test)]

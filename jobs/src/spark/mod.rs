@@ -1,4 +1,10 @@
-//! Spark Connect sessions.
+//! Spark Connect sessions, through the official Rust client (`apache-spark-connect`).
+//!
+//! The client is blocking (it drives its own runtime): every call that talks to the
+//! server runs on tokio's blocking pool through [`blocking`], so the async database
+//! and Kafka work of the jobs never waits on it. A session is `Send + Sync` and holds
+//! no lock across a request, so the concurrent parts of a run (tables, marts) share
+//! one session, each from its own blocking thread, and run side by side.
 //!
 //! Jobs attach to a *named* server-side session: its id is derived from a key (the
 //! job and its target), so every run of a job lands in the same session while it is
@@ -15,113 +21,110 @@ pub mod jdbc;
 mod side_by_side;
 
 pub use side_by_side::{all_or_report, side_by_side};
+pub use spark_connect::row::Value;
+pub use spark_connect::{DataFrame, SparkSession};
+
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use common::SparkSettings;
-use futures::future::try_join_all;
-use spark_connect_rs::{SparkSession, SparkSessionBuilder};
+use spark_connect::SparkSessionBuilder;
 use uuid::Uuid;
 
 /// How many closed generations of a named session are skipped before giving up
 /// (the server remembers 1000 closed sessions by default).
 const MAX_GENERATIONS: u32 = 1000;
 
-/// Opens one Spark Connect session for a run. The `user_id` of the connection names
-/// the run, so it can be told apart in the Connect tab of the Spark application UI.
-pub async fn connect(spark: &SparkSettings, run_name: &str) -> Result<SparkSession> {
-    connect_to_session(spark, run_name, None).await
-}
+/// How long the server may take to accept a connection before a job gives up. The
+/// client itself retries an unreachable server for about ten minutes, so the jobs
+/// look first and fail in seconds with a clear line.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Like [`connect`], attaching to the server-side session `session_id` (a UUID) when
-/// given. The token (SPARK_CONNECT_TOKEN) goes into the connection string, which is
-/// never logged; messages show the endpoint only.
-pub async fn connect_to_session(
-    spark: &SparkSettings,
-    run_name: &str,
-    session_id: Option<&str>,
-) -> Result<SparkSession> {
-    let mut url = session_url(&spark.endpoint(), run_name);
-    if let Some(id) = session_id {
-        url = format!("{url};session_id={id}");
-    }
-    if let Some(token) = spark.token()? {
-        url = format!("{url};token={}", token.expose());
-    }
-    SparkSessionBuilder::remote(&url)
-        .build()
+/// Runs a call of the (blocking) client on tokio's blocking pool.
+pub async fn blocking<T, F>(call: F) -> Result<T>
+where
+    F: FnOnce() -> spark_connect::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(tokio::task::spawn_blocking(call)
         .await
-        .with_context(|| format!("cannot connect to Spark Connect at {}", spark.endpoint()))
+        .context("a Spark Connect call panicked")??)
 }
 
-/// A clear line for a refused token: the server's own words are terse.
-fn refused(e: &impl std::fmt::Display) -> bool {
-    let s = e.to_string();
-    s.contains("authentication token") || s.contains("Unauthenticated")
+/// Opens a fresh Spark Connect session (a new server-side session) for a run.
+pub async fn connect(spark: &SparkSettings, run_name: &str) -> Result<SparkSession> {
+    let session = connect_to_session(spark, &new_session_id()).await?;
+    tag(&session, run_name).await?;
+    Ok(session)
 }
 
-/// Attaches `clients` connections to the named session `key` (see the module doc).
-///
-/// Several clients are for operations that must run side by side: spark-connect-rs
-/// holds a client's lock until the server answers, and Spark answers a write only
-/// when it is done, so operations sharing one client run one after another. The
-/// clients share the session (its temporary views and configuration).
-///
-/// Every operation of this run carries a tag `<run_name>-<random>` (logged), which
-/// tells the runs of one session apart in the Spark UI.
+/// A client attached to the server-side session `session_id` (a UUID v4; the server
+/// creates it on first use). The token (SPARK_CONNECT_TOKEN) goes into the connection
+/// string, which is never logged; messages show the endpoint only.
+pub async fn connect_to_session(spark: &SparkSettings, session_id: &str) -> Result<SparkSession> {
+    let endpoint = spark.endpoint();
+    reachable(&endpoint).await?;
+    let url = session_url(&endpoint, session_id, spark.token()?.as_ref())?;
+    blocking(move || SparkSessionBuilder::new().remote(&url).get_or_create())
+        .await
+        .with_context(|| format!("cannot connect to Spark Connect at {endpoint}"))
+}
+
+/// Attaches to the named session `key` (see the module doc). Every operation of this
+/// run carries a tag `<run_name>-<random>` (logged), which tells the runs of one
+/// session apart in the Spark UI. Clone the session for operations that run side by
+/// side.
 pub async fn connect_named(
     spark: &SparkSettings,
     run_name: &str,
     key: &str,
-    clients: usize,
-) -> Result<Vec<SparkSession>> {
-    // The client that found the open generation is the first of the run's clients.
-    let first = open_named(spark, run_name, key).await?;
-    let session_id = first.session_id().to_string();
-    let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
-    let mut sessions = vec![first];
-    sessions.extend(
-        try_join_all((1..clients).map(|_| connect_to_session(spark, run_name, Some(&session_id))))
-            .await?,
-    );
-    for s in &mut sessions {
-        s.add_tag(&tag)
-            .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
-    }
-    tracing::info!(session = %session_id, tag = %tag, "Spark Connect session");
-    Ok(sessions)
-}
-
-/// [`connect_named`] with one client, for jobs that do one thing at a time.
-pub async fn connect_named_one(
-    spark: &SparkSettings,
-    run_name: &str,
-    key: &str,
 ) -> Result<SparkSession> {
-    connect_named(spark, run_name, key, 1)
-        .await?
-        .pop()
-        .context("no Spark Connect session")
+    let session = open_named(spark, key).await?;
+    let run = tag(&session, run_name).await?;
+    tracing::info!(session = %session.session_id(), tag = %run, "Spark Connect session");
+    Ok(session)
 }
 
-/// The id of generation `generation` of the named session `key`. Generation 0 is the
-/// plain UUID v5 of the key, as the stream used before generations existed.
+/// Tags the session's operations with `<run_name>-<random>`; returns the tag.
+async fn tag(session: &SparkSession, run_name: &str) -> Result<String> {
+    let tag = format!("{run_name}-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let (s, t) = (session.clone(), tag.clone());
+    blocking(move || s.add_tag(&t))
+        .await
+        .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
+    Ok(tag)
+}
+
+/// The id of generation `generation` of the named session `key`: deterministic, and
+/// shaped as a UUID v4, the only kind the client accepts (the bits of a name-based
+/// UUID v5, with the version and variant of a v4).
 pub fn session_id(key: &str, generation: u32) -> String {
     let name = if generation == 0 {
         key.to_string()
     } else {
         format!("{key}#{generation}")
     };
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+    let v5 = Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes());
+    uuid::Builder::from_random_bytes(*v5.as_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+fn new_session_id() -> String {
+    Uuid::new_v4().to_string()
 }
 
 /// A client on the first generation of `key` the server accepts. A request with an
 /// unknown id creates the session, so the probe also opens it.
-async fn open_named(settings: &SparkSettings, run_name: &str, key: &str) -> Result<SparkSession> {
+async fn open_named(settings: &SparkSettings, key: &str) -> Result<SparkSession> {
     let remote = settings.endpoint();
     for generation in 0..MAX_GENERATIONS {
-        let id = session_id(key, generation);
-        let spark = connect_to_session(settings, run_name, Some(&id)).await?;
-        match spark.version().await {
+        let session = connect_to_session(settings, &session_id(key, generation)).await?;
+        let probe = session.clone();
+        match tokio::task::spawn_blocking(move || probe.version())
+            .await
+            .context("a Spark Connect call panicked")?
+        {
             Ok(_) => {
                 if generation > 0 {
                     tracing::debug!(
@@ -130,7 +133,7 @@ async fn open_named(settings: &SparkSettings, run_name: &str, key: &str) -> Resu
                         "earlier sessions were closed by the server"
                     );
                 }
-                return Ok(spark);
+                return Ok(session);
             }
             Err(e) if e.to_string().contains("SESSION_CLOSED") => continue,
             Err(e) if refused(&e) => {
@@ -151,17 +154,63 @@ async fn open_named(settings: &SparkSettings, run_name: &str, key: &str) -> Resu
     )
 }
 
-/// `sc://host:port` plus the run name as `user_id`, keeping any parameters the
-/// user already gave (`sc://host:port/;token=...`).
-fn session_url(remote: &str, run_name: &str) -> String {
-    let base = remote.trim_end_matches('/');
-    if base.contains("user_id=") {
-        base.to_string()
-    } else if base.contains("/;") {
-        format!("{base};user_id={run_name}")
+/// The server's answer to a missing or wrong token (gRPC UNAUTHENTICATED).
+fn refused(e: &spark_connect::SparkError) -> bool {
+    e.grpc_code() == Some(16) || e.to_string().contains("authentication token")
+}
+
+/// Fails fast, with the endpoint in the message, when nothing accepts connections
+/// there.
+async fn reachable(endpoint: &str) -> Result<()> {
+    let addr = endpoint
+        .strip_prefix("sc://")
+        .unwrap_or(endpoint)
+        .split(['/', ';'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let addr = if addr.contains(':') {
+        addr
     } else {
-        format!("{base}/;user_id={run_name}")
+        format!("{addr}:15002")
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("cannot connect to Spark Connect at {endpoint}: {e}"),
+        Err(_) => bail!(
+            "cannot connect to Spark Connect at {endpoint}: no answer within {}s",
+            REACH_TIMEOUT.as_secs()
+        ),
     }
+}
+
+/// The connection string: `sc://host:port/;session_id=...` plus the token. The client
+/// sends a `token` as `authorization: Bearer <token>` but refuses to, without TLS, to
+/// any host but the local one; the Spark Connect server speaks no TLS, and in the
+/// docker deployment it is reached by name on the compose network. For such a host
+/// the job sends the same header itself (any other parameter becomes a gRPC header).
+/// No `user_id`: this client sends it with some requests and not with others, and the
+/// server keys sessions by user and id, so it would split one run over two sessions;
+/// runs are named by their tag instead.
+fn session_url(endpoint: &str, session_id: &str, token: Option<&common::Secret>) -> Result<String> {
+    let base = endpoint.trim_end_matches('/');
+    if base.contains("/;") {
+        bail!("SPARK_REMOTE must be sc://host:port; the token goes in SPARK_CONNECT_TOKEN");
+    }
+    let mut url = format!("{base}/;session_id={session_id}");
+    if let Some(token) = token {
+        let host = base
+            .trim_start_matches("sc://")
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+            url.push_str(&format!(";token={}", token.expose()));
+        } else {
+            url.push_str(&format!(";authorization=Bearer%20{}", token.expose()));
+        }
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -169,28 +218,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_name_goes_into_the_url() {
+    fn the_token_travels_as_the_client_expects() {
+        let t = common::Secret::new("abc");
         assert_eq!(
-            session_url("sc://localhost:15002", "replicate"),
-            "sc://localhost:15002/;user_id=replicate"
+            session_url("sc://localhost:15002", "id", Some(&t)).expect("url"),
+            "sc://localhost:15002/;session_id=id;token=abc"
         );
         assert_eq!(
-            session_url("sc://h:1/;token=t", "marts"),
-            "sc://h:1/;token=t;user_id=marts"
+            session_url("sc://spark-connect:15002/", "id", Some(&t)).expect("url"),
+            "sc://spark-connect:15002/;session_id=id;authorization=Bearer%20abc"
         );
         assert_eq!(
-            session_url("sc://h:1/;user_id=me", "x"),
-            "sc://h:1/;user_id=me"
+            session_url("sc://h:1", "id", None).expect("url"),
+            "sc://h:1/;session_id=id"
         );
+        assert!(session_url("sc://h:1/;user_id=x", "id", None).is_err());
     }
 
     #[test]
-    fn session_ids_are_stable_per_key_and_generation() {
+    fn session_ids_are_stable_v4_shaped_and_distinct() {
         assert_eq!(session_id("a", 0), session_id("a", 0));
-        assert_eq!(
-            session_id("sink", 0),
-            Uuid::new_v5(&Uuid::NAMESPACE_OID, b"sink").to_string()
-        );
+        let id = Uuid::parse_str(&session_id("sink", 0)).expect("uuid");
+        assert_eq!(id.get_version_num(), 4);
         let ids: std::collections::HashSet<_> = (0..50)
             .flat_map(|g| [session_id("a", g), session_id("b", g)])
             .collect();

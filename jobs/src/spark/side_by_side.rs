@@ -4,29 +4,21 @@ use std::future::Future;
 
 use anyhow::{Result, bail};
 use futures::future::join_all;
-use spark_connect_rs::SparkSession;
 
-/// Runs `unit` for every item at once, each on its own client of the run's session
-/// (round-robin when there are fewer clients: a client runs one operation at a time),
-/// then [`all_or_report`]s the results under the items' names.
-pub async fn side_by_side<'a, I, T, Fut>(
+/// Runs `unit` for every item at once (their Spark Connect calls run on blocking
+/// threads of their own, so Spark runs the items' jobs side by side), then
+/// [`all_or_report`]s the results under the items' names.
+pub async fn side_by_side<I, T, Fut>(
     what: &str,
-    clients: &'a [SparkSession],
     items: &[I],
     name: impl Fn(I) -> &'static str,
-    unit: impl Fn(&'a SparkSession, I) -> Fut,
+    unit: impl Fn(I) -> Fut,
 ) -> Result<Vec<T>>
 where
     I: Copy,
     Fut: Future<Output = Result<T>>,
 {
-    let results = join_all(
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| unit(&clients[i % clients.len()], *item)),
-    )
-    .await;
+    let results = join_all(items.iter().map(|item| unit(*item))).await;
     all_or_report(what, items.iter().map(|item| name(*item)).zip(results))
 }
 

@@ -175,7 +175,7 @@ async fn run_loop(
 /// must hold first. Returns Spark's `startingOffsets`.
 async fn resume_point(
     settings: &Settings,
-    spark: &spark_connect_rs::SparkSession,
+    spark: &crate::spark::SparkSession,
     pg_pool: &PgPool,
     opts: &StreamOptions,
     checkpoint: &str,

@@ -18,10 +18,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::spark::{SparkSession, Value, blocking};
 use anyhow::{Context, Result, bail};
 use common::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use spark_connect_rs::SparkSession;
 use sqlx::PgPool;
 
 /// Next offset per Kafka partition of one topic.
@@ -254,9 +254,19 @@ pub fn parse_offsets(text: &str, topic: &str) -> Result<Offsets> {
         .collect()
 }
 
-fn path_missing(e: &impl std::fmt::Display) -> bool {
-    let s = e.to_string();
+fn path_missing(e: &anyhow::Error) -> bool {
+    let s = format!("{e:#}");
     s.contains("PATH_NOT_FOUND") || s.contains("does not exist")
+}
+
+/// The first column of every row as text.
+fn texts(rows: Vec<spark_connect::row::Row>) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| match r.get(0) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Names of the files of a directory, or `None` when it does not exist.
@@ -265,25 +275,18 @@ async fn list_files(spark: &SparkSession, dir: &str) -> Result<Option<Vec<String
         .read()
         .format("text")
         .option("wholetext", "true")
-        .load([dir])?
-        .select_expr(["input_file_name() AS f"]);
-    let batch = match df.collect().await {
-        Ok(b) => b,
-        Err(e) if path_missing(&e) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot list {dir} through Spark")),
-    };
-    let column = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow_array::StringArray>()
-        .context("unexpected result type")?;
-    Ok(Some(
-        column
-            .iter()
-            .flatten()
-            .filter_map(|f| f.rsplit('/').next().map(str::to_string))
-            .collect(),
-    ))
+        .load(Some(dir))
+        .select_expr(vec!["input_file_name() AS f"]);
+    match blocking(move || df.collect()).await {
+        Ok(rows) => Ok(Some(
+            texts(rows)
+                .iter()
+                .filter_map(|f| f.rsplit('/').next().map(str::to_string))
+                .collect(),
+        )),
+        Err(e) if path_missing(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot list {dir} through Spark")),
+    }
 }
 
 /// A whole text file, or `None` when it does not exist.
@@ -292,18 +295,12 @@ async fn read_text(spark: &SparkSession, file: &str) -> Result<Option<String>> {
         .read()
         .format("text")
         .option("wholetext", "true")
-        .load([file])?;
-    let batch = match df.collect().await {
-        Ok(b) => b,
-        Err(e) if path_missing(&e) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {file} through Spark")),
-    };
-    let column = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow_array::StringArray>()
-        .context("unexpected result type")?;
-    Ok(column.iter().flatten().next().map(str::to_string))
+        .load(Some(file));
+    match blocking(move || df.collect()).await {
+        Ok(rows) => Ok(texts(rows).into_iter().next()),
+        Err(e) if path_missing(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {file} through Spark")),
+    }
 }
 
 #[cfg(test)]

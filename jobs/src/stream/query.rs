@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use common::settings::check_identifier;
-use spark_connect_rs::SparkSession;
-use spark_connect_rs::streaming::{OutputMode, StreamingQuery, Trigger};
+use spark_connect::streaming::{StreamingQuery, Trigger};
 use sqlx::PgPool;
 
 use super::events;
 use crate::spark::jdbc::JdbcTarget;
+use crate::spark::{SparkSession, blocking};
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -60,20 +60,21 @@ impl StreamOptions {
 }
 
 pub async fn connect(spark: &common::SparkSettings, opts: &StreamOptions) -> Result<SparkSession> {
-    crate::spark::connect_named_one(spark, "jobs-stream", &opts.sink_id).await
+    crate::spark::connect_named(spark, "jobs-stream", &opts.sink_id).await
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
 async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
-    for q in spark
-        .streams()
-        .active()
+    let s = spark.clone();
+    for q in blocking(move || s.streams().active())
         .await
         .context("cannot list active queries")?
     {
-        if q.name().as_deref() == Some(name) {
+        if q.name() == Some(name) {
             tracing::warn!(query = name, id = %q.id(), "stopping the query a previous run left active");
-            q.stop().await.context("cannot stop the leftover query")?;
+            blocking(move || q.stop())
+                .await
+                .context("cannot stop the leftover query")?;
         }
     }
     Ok(())
@@ -86,11 +87,11 @@ pub async fn checkpoint_location(spark: &SparkSession, opts: &StreamOptions) -> 
     if let Some(dir) = &opts.checkpoint_location {
         return Ok(dir.trim_end_matches('/').to_string());
     }
-    let base = spark
-        .conf()
-        .get("spark.sql.streaming.checkpointLocation", Some(""))
+    let s = spark.clone();
+    let base = blocking(move || s.conf().get("spark.sql.streaming.checkpointLocation"))
         .await
-        .context("cannot read the Connect server's checkpoint location")?;
+        .context("cannot read the Connect server's checkpoint location")?
+        .unwrap_or_default();
     if base.is_empty() {
         bail!(
             "the Spark Connect server has no spark.sql.streaming.checkpointLocation: set \
@@ -136,16 +137,20 @@ pub async fn start(
     } else {
         source
     }
-    .load(None)?;
-    let rows = source
-        .select_expr(events::raw_columns(opts.max_event_bytes))
-        .select_expr(events::document_columns())
-        .select_expr(events::field_columns())
-        .select_expr(events::sink_columns(opts.max_event_bytes));
+    .load(None);
+    let stages = [
+        events::raw_columns(opts.max_event_bytes),
+        events::document_columns(),
+        events::field_columns(),
+        events::sink_columns(opts.max_event_bytes),
+    ];
+    let rows = stages.iter().fold(source, |df, columns| {
+        df.select_expr(columns.iter().map(String::as_str).collect())
+    });
     let trigger = if opts.available_now {
-        Trigger::AvailableNow(true)
+        Trigger::AvailableNow
     } else {
-        Trigger::ProcessingTimeInterval(format!(
+        Trigger::ProcessingTime(format!(
             "{} milliseconds",
             opts.trigger_interval.as_millis()
         ))
@@ -153,7 +158,7 @@ pub async fn start(
     let writer = rows
         .write_stream()
         .format("pg-exactly-once")
-        .output_mode(OutputMode::Append)
+        .output_mode("append")
         .query_name(&name)
         .trigger(trigger)
         .option("url", &sink.url)
@@ -169,8 +174,7 @@ pub async fn start(
             },
         )
         .option("checkpointLocation", checkpoint);
-    let query = writer
-        .start(None)
+    let query = blocking(move || writer.start(""))
         .await
         .context("Spark could not start the streaming query")?;
     tracing::info!(query = %name, id = %query.id(), topic = %opts.topic, checkpoint, "streaming query started");
@@ -260,10 +264,11 @@ pub async fn follow(
         }
     };
     loop {
-        let terminated = query
-            .await_termination(Some(poll.as_millis() as i64))
+        let (q, secs) = (query.clone(), poll.as_secs_f64());
+        let terminated = blocking(move || q.await_termination(Some(secs)))
             .await
-            .context("the streaming query failed")?;
+            .context("the streaming query failed")?
+            .unwrap_or(false);
         log_new(
             commits_after(pool, &opts.sink_id, last).await?,
             &mut totals,
@@ -274,8 +279,8 @@ pub async fn follow(
         }
         if stop() {
             tracing::info!("stopping the streaming query");
-            query
-                .stop()
+            let q = query.clone();
+            blocking(move || q.stop())
                 .await
                 .context("cannot stop the streaming query")?;
             // A batch interrupted by the stop commits nothing; the next run replays it.

@@ -80,6 +80,7 @@ pub fn kafka() -> KafkaSettings {
 }
 
 pub fn var(name: &str) -> String {
+    common::load_dotenv();
     std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (.env)"))
 }
 
@@ -195,4 +196,68 @@ pub fn bad_event(tag: &str, i: usize) -> String {
         _ => doc["registration_date"] = "2999-01-01T00:00:00Z".into(),
     }
     doc.to_string()
+}
+
+/// A JSON document of the Spark application UI's REST API (`path` after `/api/v1/`).
+pub fn spark_api(path: &str) -> serde_json::Value {
+    let url = format!("http://localhost:{}/api/v1/{path}", var("SPARK_UI_PORT"));
+    let body = ureq::get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// The Spark jobs of the Connect application whose tags carry the run tag `tag` (the
+/// `tag=` of a job's log line), as (submission, completion) times.
+pub fn spark_jobs_of_run(tag: &str) -> Vec<(String, String)> {
+    let apps = spark_api("applications");
+    let app = apps[0]["id"].as_str().expect("application id");
+    let jobs = spark_api(&format!("applications/{app}/jobs"));
+    let needle = format!("_Tag_{tag}");
+    jobs.as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| {
+            j["jobTags"].as_array().is_some_and(|tags| {
+                tags.iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.ends_with(&needle)))
+            })
+        })
+        .map(|j| {
+            let time = |k: &str| j[k].as_str().unwrap_or_default().to_string();
+            (time("submissionTime"), time("completionTime"))
+        })
+        .collect()
+}
+
+/// The tag a `jobs` run logged (`tag=<run>-<random>`).
+pub fn run_tag(stderr: &str) -> String {
+    stderr
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tag="))
+        .unwrap_or_else(|| panic!("no tag= in the job's log:\n{stderr}"))
+        .to_string()
+}
+
+/// How many of these (start, end) intervals overlap at most at one instant. The times
+/// are Spark's `2026-11-23T15:31:41.761GMT`, which sort as text.
+pub fn max_overlap(intervals: &[(String, String)]) -> usize {
+    let mut edges: Vec<(&str, i32)> = intervals
+        .iter()
+        .flat_map(|(s, e)| [(s.as_str(), 1), (e.as_str(), -1)])
+        .collect();
+    // At equal times an end comes first: touching intervals do not overlap.
+    edges.sort();
+    edges
+        .iter()
+        .scan(0i32, |open, (_, d)| {
+            *open += d;
+            Some(*open)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(0) as usize
 }
