@@ -18,16 +18,6 @@ DEFAULT="$SPARK_VERSION"
 versions=("$@")
 [ "${#versions[@]}" -gt 0 ] || versions=("$DEFAULT" 4.0.4)
 
-# Stops the Spark services and starts them on version $1 (the rest of the stack stays).
-spark_on() {
-  (
-    export SPARK_VERSION="$1"
-    source "$ROOT/infra/local/lib.sh"
-    stop_spark
-    "$ROOT/infra/local/stack.sh" up >/dev/null
-  )
-}
-
 # The jobs and the integration tests against the running stack.
 check_version() {
   local v="$1"
@@ -48,7 +38,7 @@ for v in "${versions[@]}"; do
   logfile="$LOGS/compat-$v.log"
   log "Spark $v: starting the cluster"
   started=$SECONDS
-  if spark_on "$v" >"$logfile" 2>&1 && (check_version "$v") >>"$logfile" 2>&1; then
+  if restart_spark_on "$v" >"$logfile" 2>&1 && (check_version "$v") >>"$logfile" 2>&1; then
     results+=("Spark $v: ok ($((SECONDS - started)) s; $logfile)")
   else
     results+=("Spark $v: FAILED ($((SECONDS - started)) s; see $logfile)")
@@ -56,6 +46,6 @@ for v in "${versions[@]}"; do
   fi
 done
 log "Spark $DEFAULT (.env): restarting the cluster"
-spark_on "$DEFAULT" >>"$LOGS/compat-restore.log" 2>&1 || die "could not restart Spark $DEFAULT; see $LOGS/compat-restore.log"
+restart_spark_on "$DEFAULT" >>"$LOGS/compat-restore.log" 2>&1 || die "could not restart Spark $DEFAULT; see $LOGS/compat-restore.log"
 printf '%s\n' "${results[@]}"
 exit "$failed"

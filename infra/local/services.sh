@@ -240,6 +240,16 @@ stop_spark() {
   stop_pid spark-master deploy.master.Master
 }
 
+# Restarts the Spark services on version $1 (installed on first use); the databases
+# and Kafka keep running. For the version matrix and the benchmarks across versions.
+restart_spark_on() {
+  (
+    export SPARK_VERSION="$1"
+    stop_spark
+    "$HERE/stack.sh" up >/dev/null
+  )
+}
+
 # --- The whole stack --------------------------------------------------------
 JOBS_BIN="${JOBS_BIN:-$ROOT/target/release/jobs}"
 
