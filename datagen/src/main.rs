@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use datagen::cli::{Cli, Command, KafkaArgs, PgArgs};
+use datagen::cli::{Cli, Command};
+use datagen::kafka::KafkaArgs;
 use datagen::pg::Outcome;
+use datagen::pg::PgArgs;
 use datagen::shutdown::Shutdown;
 
 #[tokio::main]

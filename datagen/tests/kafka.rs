@@ -6,7 +6,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use datagen::kafka::events::{FIELDS, classify};
+use datagen::kafka::events::{classify, fields};
 use datagen::kafka::{EventKind, KIND_HEADER};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -141,7 +141,7 @@ async fn burst_is_read_back_exactly_and_parses() {
         *kinds.entry(kind.clone()).or_default() += 1;
         if kind == "valid" {
             let v: serde_json::Value = serde_json::from_slice(payload).expect("valid JSON");
-            for f in FIELDS {
+            for f in fields() {
                 assert!(v[f].is_string(), "{f} in {text}");
             }
             assert!(

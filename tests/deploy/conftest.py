@@ -29,6 +29,23 @@ def read_dotenv(path: Path = ROOT / ".env") -> dict[str, str]:
     return values
 
 
+JOBS = Path(os.environ.get("JOBS_BIN", ROOT / "target/release/jobs"))
+
+
+def jobs_facts() -> dict:
+    """The platform's tables, marts and allowed values as the Rust code defines them
+    (`jobs list --json`): the one place they are written."""
+    if not JOBS.exists():
+        pytest.skip(f"{JOBS} is not built (make build): it holds the table and mart lists")
+    out = subprocess.run([str(JOBS), "list", "--json"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def facts() -> dict:
+    return jobs_facts()
+
+
 @pytest.fixture(scope="session")
 def dotenv() -> dict[str, str]:
     return read_dotenv()

@@ -50,8 +50,7 @@ sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path, as her
 from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
 
-TABLES = ["users", "product_categories", "products", "orders", "order_details"]
-MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
+from platform_jobs import MARTS, TABLES  # noqa: E402
 EXPECTED = {
     "replicate_from_pg_to_mysql": {f"replicate_{t}": ["replicate", "--table", t] for t in TABLES},
     "create_analytical_marts": {f"build_{m}": ["marts", "--mart", m] for m in MARTS},
@@ -62,6 +61,12 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def dagbag() -> DagBag:
     return DagBag(dag_folder=str(DAGS))
+
+
+def test_dag_lists_are_the_jobs_lists(facts):
+    """Python and Rust agree on the tables and marts (written once in common::schema)."""
+    assert list(TABLES) == [t["name"] for t in facts["tables"]]
+    assert list(MARTS) == facts["marts"]
 
 
 def test_no_import_errors(dagbag):

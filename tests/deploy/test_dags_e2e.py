@@ -30,8 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = Path(os.environ.get("JOBS_BIN", ROOT / "target/release/jobs"))
 DATAGEN = Path(os.environ.get("DATAGEN_BIN", ROOT / "target/release/datagen"))
 DAG_TIMEOUT = int(os.environ.get("DAG_TEST_TIMEOUT", "1800"))
-TABLES = ["users", "product_categories", "products", "orders", "order_details"]
-MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
 
 
 def _jobs_has_replicate() -> tuple[bool, str]:
@@ -202,20 +200,20 @@ def airflow(stack, tmp_path_factory):
     return run_dag
 
 
-def test_replicate_from_pg_to_mysql(stack, airflow):
+def test_replicate_from_pg_to_mysql(stack, airflow, facts):
     s = stack
     if DATAGEN.exists():  # idempotent: fills PostgreSQL once
         subprocess.run([str(DATAGEN), "pg"], cwd=ROOT, check=True, capture_output=True)
     assert count_pg(s, "users") > 0, "PostgreSQL has no data: run `datagen pg`"
     airflow("replicate_from_pg_to_mysql")
-    for table in TABLES:
+    for table in (t["name"] for t in facts["tables"]):
         assert count_my(s, table) == count_pg(s, table), table
 
 
-def test_create_analytical_marts(stack, airflow):
+def test_create_analytical_marts(stack, airflow, facts):
     s = stack
     airflow("create_analytical_marts")
-    for mart in MARTS:
+    for mart in facts["marts"]:
         assert count_my(s, mart) > 0, mart
     orders = count_my(s, "orders")
     counted = int(my_query(s, "SELECT COALESCE(SUM(order_count), 0) FROM mart_user_activity"))

@@ -7,6 +7,7 @@
 //! [`EventKind`], so tests can check what a downstream validator decided.
 
 use chrono::{DateTime, Utc};
+use common::schema::{self, LOYALTY_STATUSES};
 use fake::Fake;
 use fake::faker::name::en::{FirstName, LastName};
 use rand::{RngExt, SeedableRng};
@@ -16,15 +17,10 @@ use serde_json::{Map, Value, json};
 /// Header carrying the event's kind (`valid` or one of the malformed kinds).
 pub const KIND_HEADER: &str = "datagen-kind";
 
-/// The fields of a valid event, in order.
-pub const FIELDS: [&str; 6] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "registration_date",
-    "loyalty_status",
-];
+/// The fields of a valid event, in order: the `users` columns but its key.
+pub fn fields() -> Vec<&'static str> {
+    schema::event_fields().map(|c| c.name).collect()
+}
 
 /// What an event is. Every malformed kind breaks exactly one rule, so a validator
 /// can tell them apart by the reason it reports.
@@ -89,7 +85,6 @@ pub struct EventGen {
     bad_ratio: f64,
 }
 
-const LOYALTY: [&str; 3] = ["Gold", "Silver", "Bronze"];
 const UNKNOWN_LOYALTY: [&str; 4] = ["Platinum", "Diamond", "None", "VIP"];
 const DOMAINS: [&str; 3] = ["example.com", "example.org", "example.net"];
 
@@ -159,7 +154,9 @@ impl EventGen {
         );
         m.insert(
             "loyalty_status".into(),
-            Value::String(LOYALTY[rng.random_range(0..3)].to_string()),
+            Value::String(
+                LOYALTY_STATUSES[rng.random_range(0..LOYALTY_STATUSES.len())].to_string(),
+            ),
         );
         m
     }
@@ -183,7 +180,8 @@ impl EventGen {
                 };
             }
             EventKind::MissingField => {
-                m.remove(FIELDS[rng.random_range(0..FIELDS.len())]);
+                let fields = fields();
+                m.remove(fields[rng.random_range(0..fields.len())]);
             }
             EventKind::BadEmail => {
                 let email = m["email"].as_str().unwrap_or_default().replace('@', ".at.");
@@ -194,12 +192,10 @@ impl EventGen {
                 m.insert("loyalty_status".into(), Value::String(s.into()));
             }
             EventKind::Oversize => {
-                let (field, len) = match rng.random_range(0..4) {
-                    0 => ("first_name", rng.random_range(51..200)),
-                    1 => ("last_name", rng.random_range(51..200)),
-                    2 => ("email", rng.random_range(101..300)),
-                    _ => ("phone", rng.random_range(21..60)),
-                };
+                let field = ["first_name", "last_name", "email", "phone"][rng.random_range(0..4)];
+                // Longer than the column allows, by 1 to 3 times its length.
+                let max = schema::column("users", field).max_len.unwrap_or(100);
+                let len = rng.random_range(max + 1..max * 3);
                 let value = match field {
                     "email" => {
                         let domain = "@example.com";
@@ -211,7 +207,8 @@ impl EventGen {
                 m.insert(field.into(), Value::String(value));
             }
             EventKind::WrongType => {
-                let field = FIELDS[rng.random_range(0..FIELDS.len())];
+                let fields = fields();
+                let field = fields[rng.random_range(0..fields.len())];
                 let value = match rng.random_range(0..4) {
                     0 => json!(rng.random_range(1_000_000_000u64..10_000_000_000)),
                     1 => json!(true),
@@ -235,8 +232,9 @@ pub fn classify(payload: &[u8]) -> EventKind {
     let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(payload) else {
         return EventKind::BrokenJson;
     };
-    let mut strs = Vec::with_capacity(FIELDS.len());
-    for f in FIELDS {
+    let fields = fields();
+    let mut strs = Vec::with_capacity(fields.len());
+    for f in fields {
         match m.get(f) {
             None => return EventKind::MissingField,
             Some(Value::String(s)) => strs.push(s.as_str()),
@@ -246,17 +244,22 @@ pub fn classify(payload: &[u8]) -> EventKind {
     let [first, last, email, phone, date, loyalty] = strs[..] else {
         return EventKind::MissingField;
     };
-    if first.chars().count() > 50
-        || last.chars().count() > 50
-        || email.chars().count() > 100
-        || phone.chars().count() > 20
+    let too_long = |field: &str, value: &str| {
+        schema::column("users", field)
+            .max_len
+            .is_some_and(|max| value.chars().count() > max)
+    };
+    if too_long("first_name", first)
+        || too_long("last_name", last)
+        || too_long("email", email)
+        || too_long("phone", phone)
     {
         return EventKind::Oversize;
     }
     if !email.contains('@') {
         return EventKind::BadEmail;
     }
-    if !LOYALTY.contains(&loyalty) {
+    if !LOYALTY_STATUSES.contains(&loyalty) {
         return EventKind::UnknownLoyalty;
     }
     if DateTime::parse_from_rfc3339(date).is_err() {

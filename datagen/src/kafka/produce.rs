@@ -13,8 +13,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
 
+use super::args::KafkaArgs;
 use super::events::{EventGen, EventKind, KIND_HEADER};
-use crate::cli::KafkaArgs;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use chrono::NaiveDateTime;
+use common::schema::{self, Table};
 
 use super::generate::DataSet;
 
@@ -14,7 +15,8 @@ const CHUNK_ROWS: usize = 5000;
 pub struct TableCopy {
     pub table: &'static str,
     pub primary_key: &'static str,
-    pub columns: &'static str,
+    /// The table's columns as `common::schema` lists them, the order of each row.
+    pub columns: String,
     pub rows: usize,
     /// Chunks of up to [`CHUNK_ROWS`] rows: (rows in chunk, bytes).
     pub chunks: Vec<(usize, String)>,
@@ -55,8 +57,7 @@ fn money(cents: i64) -> String {
 }
 
 fn encode<T>(
-    (table, primary_key): (&'static str, &'static str),
-    columns: &'static str,
+    table: &'static Table,
     items: &[T],
     mut row: impl FnMut(&mut String, &T) -> std::fmt::Result,
 ) -> TableCopy {
@@ -73,104 +74,83 @@ fn encode<T>(
         })
         .collect();
     TableCopy {
-        table,
-        primary_key,
-        columns,
+        table: table.name,
+        primary_key: table.primary_key,
+        columns: table
+            .columns
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", "),
         rows: items.len(),
         chunks,
     }
 }
 
+fn table(name: &str) -> &'static Table {
+    schema::table(name).unwrap_or_else(|| panic!("{name} is not a table of common::schema"))
+}
+
 /// The five tables in foreign-key order (parents first).
 pub fn encode_all(d: &DataSet) -> Vec<TableCopy> {
     vec![
-        encode(
-            ("users", "user_id"),
-            "user_id, first_name, last_name, email, phone, registration_date, loyalty_status",
-            &d.users,
-            |b, u| {
-                write!(b, "{}\t", u.id)?;
-                push_text(b, &u.first_name);
-                b.push('\t');
-                push_text(b, &u.last_name);
-                b.push('\t');
-                push_text(b, &u.email);
-                b.push('\t');
-                push_text(b, &u.phone);
-                write!(
-                    b,
-                    "\t{}\t{}",
-                    ts(u.registration_date),
-                    u.loyalty_status.as_str()
-                )
-            },
-        ),
-        encode(
-            ("product_categories", "category_id"),
-            "category_id, name, parent_category_id",
-            &d.categories,
-            |b, c| {
-                write!(b, "{}\t", c.id)?;
-                push_text(b, &c.name);
-                match c.parent_id {
-                    Some(p) => write!(b, "\t{p}"),
-                    None => write!(b, "\t\\N"),
-                }
-            },
-        ),
-        encode(
-            ("products", "product_id"),
-            "product_id, name, description, category_id, price, stock_quantity, creation_date",
-            &d.products,
-            |b, p| {
-                write!(b, "{}\t", p.id)?;
-                push_text(b, &p.name);
-                b.push('\t');
-                push_text(b, &p.description);
-                write!(
-                    b,
-                    "\t{}\t{}\t{}\t{}",
-                    p.category_id,
-                    money(p.price_cents),
-                    p.stock_quantity,
-                    ts(p.creation_date)
-                )
-            },
-        ),
-        encode(
-            ("orders", "order_id"),
-            "order_id, user_id, order_date, total_amount, status, delivery_date",
-            &d.orders,
-            |b, o| {
-                write!(
-                    b,
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    o.id,
-                    o.user_id,
-                    ts(o.order_date),
-                    money(o.total_cents),
-                    o.status.as_str(),
-                    ts(o.delivery_date)
-                )
-            },
-        ),
-        encode(
-            ("order_details", "order_detail_id"),
-            "order_detail_id, order_id, product_id, quantity, price_per_unit, total_price",
-            &d.order_details,
-            |b, l| {
-                write!(
-                    b,
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    l.id,
-                    l.order_id,
-                    l.product_id,
-                    l.quantity,
-                    money(l.price_per_unit_cents),
-                    money(l.total_price_cents)
-                )
-            },
-        ),
+        encode(table("users"), &d.users, |b, u| {
+            write!(b, "{}\t", u.id)?;
+            push_text(b, &u.first_name);
+            b.push('\t');
+            push_text(b, &u.last_name);
+            b.push('\t');
+            push_text(b, &u.email);
+            b.push('\t');
+            push_text(b, &u.phone);
+            write!(b, "\t{}\t{}", ts(u.registration_date), u.loyalty_status)
+        }),
+        encode(table("product_categories"), &d.categories, |b, c| {
+            write!(b, "{}\t", c.id)?;
+            push_text(b, &c.name);
+            match c.parent_id {
+                Some(p) => write!(b, "\t{p}"),
+                None => write!(b, "\t\\N"),
+            }
+        }),
+        encode(table("products"), &d.products, |b, p| {
+            write!(b, "{}\t", p.id)?;
+            push_text(b, &p.name);
+            b.push('\t');
+            push_text(b, &p.description);
+            write!(
+                b,
+                "\t{}\t{}\t{}\t{}",
+                p.category_id,
+                money(p.price_cents),
+                p.stock_quantity,
+                ts(p.creation_date)
+            )
+        }),
+        encode(table("orders"), &d.orders, |b, o| {
+            write!(
+                b,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                o.id,
+                o.user_id,
+                ts(o.order_date),
+                money(o.total_cents),
+                o.status,
+                ts(o.delivery_date)
+            )
+        }),
+        encode(table("order_details"), &d.order_details, |b, l| {
+            write!(
+                b,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                l.id,
+                l.order_id,
+                l.product_id,
+                l.quantity,
+                money(l.price_per_unit_cents),
+                money(l.total_price_cents)
+            )
+        }),
     ]
 }
 

@@ -6,57 +6,36 @@
 //! unique because they contain the user id. Money is kept in integer cents.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
+use common::schema::{LOYALTY_STATUSES, ORDER_COMPLETED, ORDER_PENDING};
 use fake::Fake;
 use fake::faker::lorem::en::Sentence;
 use fake::faker::name::en::{FirstName, LastName};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Row counts per table. Read from `.env`, overridable by flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+/// Row counts per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Volumes {
-    /// Number of users
-    #[arg(long = "users", env = "PG_DATAGEN_NUM_USERS", default_value_t = 5000)]
     pub users: usize,
-    /// Number of products
-    #[arg(
-        long = "products",
-        env = "PG_DATAGEN_NUM_PRODUCTS",
-        default_value_t = 500
-    )]
     pub products: usize,
-    /// Number of orders
-    #[arg(
-        long = "orders",
-        env = "PG_DATAGEN_NUM_ORDERS",
-        default_value_t = 10000
-    )]
     pub orders: usize,
-    /// Number of order lines
-    #[arg(
-        long = "order-details",
-        env = "PG_DATAGEN_NUM_ORDER_DETAILS",
-        default_value_t = 40000
-    )]
     pub order_details: usize,
-    /// Number of product categories (10 predefined top categories, then random ones)
-    #[arg(
-        long = "categories",
-        env = "PG_DATAGEN_NUM_CATEGORIES",
-        default_value_t = 5000
-    )]
+    /// Product categories (10 predefined top categories, then random ones)
     pub categories: usize,
 }
 
+/// The default data set's volumes (the `.env` defaults).
+pub const DEFAULT_VOLUMES: Volumes = Volumes {
+    users: 5000,
+    products: 500,
+    orders: 10000,
+    order_details: 40000,
+    categories: 5000,
+};
+
 impl Default for Volumes {
     fn default() -> Self {
-        Self {
-            users: 5000,
-            products: 500,
-            orders: 10000,
-            order_details: 40000,
-            categories: 5000,
-        }
+        DEFAULT_VOLUMES
     }
 }
 
@@ -124,40 +103,6 @@ pub enum VolumeError {
     TooMany { name: &'static str, n: usize },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loyalty {
-    Gold,
-    Silver,
-    Bronze,
-}
-
-impl Loyalty {
-    pub const ALL: [Loyalty; 3] = [Loyalty::Gold, Loyalty::Silver, Loyalty::Bronze];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Loyalty::Gold => "Gold",
-            Loyalty::Silver => "Silver",
-            Loyalty::Bronze => "Bronze",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Pending,
-    Completed,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "Pending",
-            OrderStatus::Completed => "Completed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: i32,
@@ -166,7 +111,8 @@ pub struct User {
     pub email: String,
     pub phone: String,
     pub registration_date: NaiveDateTime,
-    pub loyalty_status: Loyalty,
+    /// One of `common::schema::LOYALTY_STATUSES`.
+    pub loyalty_status: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +139,8 @@ pub struct Order {
     pub user_id: i32,
     pub order_date: NaiveDateTime,
     pub total_cents: i64,
-    pub status: OrderStatus,
+    /// One of `common::schema::ORDER_STATUSES`.
+    pub status: &'static str,
     pub delivery_date: NaiveDateTime,
 }
 
@@ -410,7 +357,7 @@ fn users(n: usize, rng: &mut ChaCha8Rng, now: NaiveDateTime) -> Vec<User> {
                 email,
                 phone,
                 registration_date: between(rng, start, end),
-                loyalty_status: Loyalty::ALL[rng.random_range(0..3)],
+                loyalty_status: LOYALTY_STATUSES[rng.random_range(0..LOYALTY_STATUSES.len())],
             }
         })
         .collect()
@@ -494,9 +441,9 @@ fn orders(
             + Duration::days(rng.random_range(1..=14))
             + Duration::seconds(rng.random_range(0..86_400));
         let status = if delivery_date <= now && rng.random_bool(0.95) {
-            OrderStatus::Completed
+            ORDER_COMPLETED
         } else {
-            OrderStatus::Pending
+            ORDER_PENDING
         };
         let mut total_cents = 0;
         for _ in 0..lines {

@@ -7,9 +7,9 @@ use common::SettingsError;
 use common::schema::TABLES;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
 
+use super::args::PgArgs;
 use super::copy::{TableCopy, encode_all};
-use super::generate::{VolumeError, generate};
-use crate::cli::PgArgs;
+use super::generate::{VolumeError, Volumes, generate};
 use crate::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,8 @@ impl Ctx {
 pub async fn run(args: &PgArgs) -> Result<Outcome, PgError> {
     let started = Instant::now();
     let options = args.postgres.connect_options()?;
-    args.volumes.check()?;
+    let volumes = Volumes::from(args.volumes);
+    volumes.check()?;
     let ctx = Ctx {
         target: format!(
             "{} (schema {})",
@@ -93,7 +94,7 @@ pub async fn run(args: &PgArgs) -> Result<Outcome, PgError> {
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
 
     // Generate on a second core while connecting and checking the tables.
-    let (volumes, seed) = (args.volumes, args.seed);
+    let seed = args.seed;
     let generated = tokio::task::spawn_blocking(move || {
         generate(&volumes, seed, as_of).map(|data| encode_all(&data))
     });

@@ -8,17 +8,18 @@
 //! that is too big, not UTF-8 or not an event is never dropped and never stops the
 //! stream; it goes to the quarantine with its reason and its original bytes.
 
-/// The event's fields with the longest value the `users` table accepts.
-pub const FIELDS: [(&str, usize); 6] = [
-    ("first_name", 50),
-    ("last_name", 50),
-    ("email", 100),
-    ("phone", 20),
-    ("registration_date", 64),
-    ("loyalty_status", 10),
-];
+use common::schema;
 
-pub const LOYALTY_STATUSES: [&str; 3] = ["Gold", "Silver", "Bronze"];
+/// Longest accepted text of a registration date (the column is a timestamp).
+pub const DATE_TEXT_MAX: usize = 64;
+
+/// The event's fields (the `users` columns but its key, from `common::schema`), each
+/// with the longest value it may have: the column's length, the date's text length.
+pub fn fields() -> Vec<(&'static str, usize)> {
+    schema::event_fields()
+        .map(|c| (c.name, c.max_len.unwrap_or(DATE_TEXT_MAX)))
+        .collect()
+}
 
 /// E-mail shape: one `@`, no blanks, a dotted domain with a 2+ letter TLD.
 pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$";
@@ -65,7 +66,7 @@ pub fn document_columns() -> Vec<String> {
 /// The JSON shape of a usual event: `schema_of_variant` of the whole object, whose
 /// fields it lists sorted by name. One string per event instead of one per field.
 pub fn expected_shape() -> String {
-    let mut names: Vec<&str> = FIELDS.iter().map(|(f, _)| *f).collect();
+    let mut names: Vec<&str> = fields().into_iter().map(|(f, _)| f).collect();
     names.sort_unstable();
     let fields: Vec<String> = names.iter().map(|f| format!("{f}: STRING")).collect();
     format!("OBJECT<{}>", fields.join(", "))
@@ -86,7 +87,7 @@ pub fn field_columns() -> Vec<String> {
     .map(String::from)
     .to_vec();
     cols.push("schema_of_variant(doc) AS shape".into());
-    for (f, _) in FIELDS {
+    for (f, _) in fields() {
         cols.push(format!("try_variant_get(doc, '$.{f}', 'string') AS {f}"));
     }
     cols.push("try_cast(try_variant_get(doc, '$.registration_date', 'string') AS TIMESTAMP) AS registered".into());
@@ -98,13 +99,13 @@ pub fn field_columns() -> Vec<String> {
 fn structure_reason() -> String {
     let mut whens = vec!["WHEN shape NOT LIKE 'OBJECT<%' THEN 'not a JSON object'".to_string()];
     let ty = |f: &str| format!("schema_of_variant(variant_get(doc, '$.{f}'))");
-    for (f, _) in FIELDS {
+    for (f, _) in fields() {
         whens.push(format!(
             "WHEN {0} IS NULL OR {0} = 'VOID' THEN 'missing field {f}'",
             ty(f)
         ));
     }
-    for (f, _) in FIELDS {
+    for (f, _) in fields() {
         whens.push(format!(
             "WHEN {0} <> 'STRING' THEN '{f} must be a string, not ' || lower({0})",
             ty(f)
@@ -128,20 +129,20 @@ pub fn reason_expression(max_event_bytes: usize) -> String {
          WHEN doc IS NULL THEN 'malformed JSON' END"
     );
     let mut whens = Vec::new();
-    for (f, _) in FIELDS {
+    for (f, _) in fields() {
         whens.push(format!("WHEN trim({f}) = '' THEN '{f} is empty'"));
     }
-    for (f, _) in FIELDS {
+    for (f, _) in fields() {
         whens.push(format!(
             "WHEN instr({f}, char(0)) > 0 THEN '{f} contains a NUL character'"
         ));
     }
-    for (f, max) in FIELDS {
+    for (f, max) in fields() {
         whens.push(format!(
             "WHEN char_length({f}) > {max} THEN '{f} longer than {max} characters'"
         ));
     }
-    let statuses = LOYALTY_STATUSES
+    let statuses = schema::LOYALTY_STATUSES
         .iter()
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
@@ -203,7 +204,7 @@ mod tests {
     #[test]
     fn every_field_is_checked_for_presence_type_nul_and_length() {
         let r = reason_expression(65536);
-        for (f, max) in FIELDS {
+        for (f, max) in fields() {
             assert!(r.contains(&format!("'missing field {f}'")));
             assert!(r.contains(&format!("'{f} must be a string, not '")));
             assert!(r.contains(&format!("WHEN instr({f}, char(0)) > 0")));
