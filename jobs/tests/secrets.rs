@@ -308,3 +308,36 @@ async fn spark_connect_refuses_a_client_without_the_token() {
         "the token belongs in SPARK_CONNECT_TOKEN"
     );
 }
+
+/// The compose network reaches the server by name (`sc://spark-connect:15002`), where
+/// the client itself refuses to send a token without TLS; the jobs then send the same
+/// `authorization` header themselves. `127.1` is the loopback address under a name the
+/// client does not treat as local, so this exercises that path against the real server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_reaches_a_server_addressed_by_another_name() {
+    let remote = support::var("SPARK_REMOTE");
+    let port = remote
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches('/');
+    let other_name = format!("sc://127.1:{port}");
+    let out = support::jobs(&["check", "--service", "spark-connect"])
+        .env("SPARK_REMOTE", &other_name)
+        .output()
+        .expect("run jobs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{other_name}: {stderr}");
+    assert!(stderr.contains("127.1"), "{stderr}");
+    let out = support::jobs(&["check", "--service", "spark-connect"])
+        .env("SPARK_REMOTE", &other_name)
+        .env("SPARK_CONNECT_TOKEN", "not-the-token")
+        .output()
+        .expect("run jobs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("requires a token and SPARK_CONNECT_TOKEN is missing or wrong"),
+        "{stderr}"
+    );
+}
