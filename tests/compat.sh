@@ -4,7 +4,7 @@
 # Kafka connector and building the plugin against it on first use — then runs the three
 # jobs and every integration test (Rust and the plugin's Java tests) against it. The
 # databases and Kafka keep running. At the end Spark runs the .env version again.
-#   tests/compat.sh [VERSION ...]      default: the .env version and 4.0.4
+#   tests/compat.sh [VERSION ...]      default: the .env version, 4.1.3 and 4.0.4
 # Prints one line per version and exits non-zero if any version failed; the output of
 # each version is in .local/logs/compat-<version>.log.
 set -euo pipefail
@@ -16,7 +16,7 @@ cd "$ROOT"
 
 DEFAULT="$SPARK_VERSION"
 versions=("$@")
-[ "${#versions[@]}" -gt 0 ] || versions=("$DEFAULT" 4.0.4)
+[ "${#versions[@]}" -gt 0 ] || versions=("$DEFAULT" 4.1.3 4.0.4)
 
 # The jobs and the integration tests against the running stack.
 check_version() {

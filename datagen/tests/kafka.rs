@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use datagen::kafka::events::{classify, fields};
 use datagen::kafka::{EventKind, KIND_HEADER};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -24,14 +22,7 @@ struct Topic(String);
 
 impl Topic {
     fn name(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Topic(format!(
-            "datagen_test_{name}_{}_{nanos}",
-            std::process::id()
-        ))
+        Topic(testkit::unique(&format!("datagen_test_{name}")))
     }
 
     async fn create(name: &str) -> Self {
@@ -41,30 +32,12 @@ impl Topic {
     }
 
     async fn create_now(&self) {
-        let results = admin()
-            .create_topics(
-                &[NewTopic::new(&self.0, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await
-            .expect("create topic");
-        for r in results {
-            r.expect("create topic");
-        }
+        testkit::create_topic(&self.0, 1).await;
     }
 
     async fn delete(self) {
-        let _ = admin()
-            .delete_topics(&[&self.0], &AdminOptions::new())
-            .await;
+        testkit::delete_topic(&self.0).await;
     }
-}
-
-fn admin() -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client")
 }
 
 /// Everything in the topic: (kind header, payload). Reads until `expected` messages

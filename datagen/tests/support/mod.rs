@@ -1,28 +1,18 @@
 //! Helpers for the integration tests: they run against the local stack (`make up`).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use clap::Parser;
 use datagen::cli::{Cli, Command as Sub};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+#[allow(unused_imports)]
+pub use testkit::workspace_root;
 
 /// The binary under test, run from the workspace root so it reads the real `.env`.
 pub fn datagen(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_datagen"));
-    cmd.args(args)
-        .current_dir(workspace_root())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    cmd
+    testkit::binary(env!("CARGO_BIN_EXE_datagen"), args)
 }
 
 pub fn run(args: &[&str]) -> (Output, String) {

@@ -4,33 +4,22 @@
 
 pub mod rows;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{KafkaSettings, MysqlSettings, PostgresSettings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySqlPool, PgPool};
 
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use testkit::{create_topic, delete_topic, unique, var, workspace_root};
 
 /// The binary under test, run from the workspace root so it reads the real `.env`.
 pub fn jobs(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobs"));
-    cmd.args(args)
-        .current_dir(workspace_root())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    cmd
+    testkit::binary(env!("CARGO_BIN_EXE_jobs"), args)
 }
 
 /// Runs `jobs`, returning its output with stdout and stderr as text.
@@ -79,11 +68,6 @@ pub fn kafka() -> KafkaSettings {
     }
 }
 
-pub fn var(name: &str) -> String {
-    common::load_dotenv();
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (.env)"))
-}
-
 pub async fn pg_pool() -> PgPool {
     PgPoolOptions::new()
         .max_connections(4)
@@ -98,40 +82,6 @@ pub async fn mysql_pool() -> MySqlPool {
         .connect_with(mysql().connect_options().expect("settings"))
         .await
         .expect("connect to the local stack's MySQL")
-}
-
-/// A name unique to this test run.
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka()
-        .client_config(Duration::from_secs(10))
-        .create()
-        .expect("admin client");
-    let res = admin
-        .create_topics(
-            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topic");
-    for r in res {
-        r.expect("topic created");
-    }
-}
-
-pub async fn delete_topic(name: &str) {
-    let admin: AdminClient<DefaultClientContext> = kafka()
-        .client_config(Duration::from_secs(10))
-        .create()
-        .expect("admin client");
-    let _ = admin.delete_topics(&[name], &AdminOptions::new()).await;
 }
 
 /// Produces the payloads in order, waiting for every delivery.
