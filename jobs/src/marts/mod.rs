@@ -200,13 +200,7 @@ pub async fn build(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<MartRep
     let started = Instant::now();
     register_sources(ctx, marts).await?;
     tracing::debug!("sources registered after {:?}", started.elapsed());
-    side_by_side(
-        "building marts",
-        marts,
-        |m| m.name,
-        |m| build_mart(ctx, ctx.spark, m),
-    )
-    .await
+    side_by_side("building marts", marts, |m| m.name, |m| build_mart(ctx, m)).await
 }
 
 /// Registers the MySQL replicas the marts read as Spark views `src_<table>`, each
@@ -273,15 +267,12 @@ pub async fn run_baseline(ctx: &Job<'_>, marts: &[&'static Mart]) -> Result<Vec<
     Ok(reports)
 }
 
-async fn build_mart(
-    ctx: &Job<'_>,
-    spark: &SparkSession,
-    mart: &'static Mart,
-) -> Result<MartReport> {
+async fn build_mart(ctx: &Job<'_>, mart: &'static Mart) -> Result<MartReport> {
     let started = Instant::now();
     let load = |staging: String| async move {
         // Planned lazily: a query error surfaces from the write.
-        let df = spark
+        let df = ctx
+            .spark
             .sql(mart.query)
             .with_context(|| format!("Spark could not plan {}", mart.name))?;
         jdbc::append(df, ctx.mysql, &staging, ctx.batch_size)

@@ -154,16 +154,12 @@ pub async fn replicate(ctx: &Job<'_>, tables: &[&'static Table]) -> Result<Vec<T
         "replication",
         tables,
         |t| t.name,
-        |t| replicate_table(ctx, ctx.spark, t),
+        |t| replicate_table(ctx, t),
     )
     .await
 }
 
-async fn replicate_table(
-    ctx: &Job<'_>,
-    spark: &SparkSession,
-    table: &'static Table,
-) -> Result<TableReport> {
+async fn replicate_table(ctx: &Job<'_>, table: &'static Table) -> Result<TableReport> {
     let started = Instant::now();
     let pk = table.primary_key;
     let mut pg = ctx.snapshot.import(ctx.pg).await?;
@@ -185,7 +181,7 @@ async fn replicate_table(
             let dbtable = format!("(SELECT {} FROM {}) AS src", select_list(table), table.name);
             let session_init = ctx.snapshot.session_init_sql();
             let df = jdbc::read(
-                spark,
+                ctx.spark,
                 ctx.source,
                 &dbtable,
                 Some(Partitioning {
