@@ -46,9 +46,18 @@ where
     F: FnOnce() -> spark_connect::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    Ok(tokio::task::spawn_blocking(call)
+    Ok(blocking_raw(call).await??)
+}
+
+/// [`blocking`], keeping the client's own error for callers that tell its kinds apart.
+async fn blocking_raw<T, F>(call: F) -> Result<spark_connect::Result<T>>
+where
+    F: FnOnce() -> spark_connect::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(call)
         .await
-        .context("a Spark Connect call panicked")??)
+        .context("a Spark Connect call panicked")
 }
 
 /// Opens a fresh Spark Connect session (a new server-side session) for a run.
@@ -121,10 +130,7 @@ async fn open_named(settings: &SparkSettings, key: &str) -> Result<SparkSession>
     for generation in 0..MAX_GENERATIONS {
         let session = connect_to_session(settings, &session_id(key, generation)).await?;
         let probe = session.clone();
-        match tokio::task::spawn_blocking(move || probe.version())
-            .await
-            .context("a Spark Connect call panicked")?
-        {
+        match blocking_raw(move || probe.version()).await? {
             Ok(_) => {
                 if generation > 0 {
                     tracing::debug!(
@@ -162,18 +168,7 @@ fn refused(e: &spark_connect::SparkError) -> bool {
 /// Fails fast, with the endpoint in the message, when nothing accepts connections
 /// there.
 async fn reachable(endpoint: &str) -> Result<()> {
-    let addr = endpoint
-        .strip_prefix("sc://")
-        .unwrap_or(endpoint)
-        .split(['/', ';'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let addr = if addr.contains(':') {
-        addr
-    } else {
-        format!("{addr}:15002")
-    };
+    let (_, addr) = host_and_port(endpoint);
     match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => bail!("cannot connect to Spark Connect at {endpoint}: {e}"),
@@ -182,6 +177,28 @@ async fn reachable(endpoint: &str) -> Result<()> {
             REACH_TIMEOUT.as_secs()
         ),
     }
+}
+
+/// The host of an `sc://host[:port]` endpoint (an IPv6 host keeps its brackets) and
+/// the `host:port` to connect to (Spark Connect's port 15002 when none is given).
+fn host_and_port(endpoint: &str) -> (&str, String) {
+    let authority = endpoint
+        .strip_prefix("sc://")
+        .unwrap_or(endpoint)
+        .split(['/', ';'])
+        .next()
+        .unwrap_or_default();
+    let host_end = if authority.starts_with('[') {
+        authority.find(']').map_or(authority.len(), |i| i + 1)
+    } else {
+        authority.find(':').unwrap_or(authority.len())
+    };
+    let (host, rest) = authority.split_at(host_end);
+    let port = rest
+        .strip_prefix(':')
+        .filter(|p| !p.is_empty())
+        .unwrap_or("15002");
+    (host, format!("{host}:{port}"))
 }
 
 /// The connection string: `sc://host:port/;session_id=...` plus the token. The client
@@ -199,11 +216,7 @@ fn session_url(endpoint: &str, session_id: &str, token: Option<&common::Secret>)
     }
     let mut url = format!("{base}/;session_id={session_id}");
     if let Some(token) = token {
-        let host = base
-            .trim_start_matches("sc://")
-            .split(':')
-            .next()
-            .unwrap_or_default();
+        let (host, _) = host_and_port(base);
         if matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
             url.push_str(&format!(";token={}", token.expose()));
         } else {
@@ -232,7 +245,32 @@ mod tests {
             session_url("sc://h:1", "id", None).expect("url"),
             "sc://h:1/;session_id=id"
         );
+        assert_eq!(
+            session_url("sc://[::1]:15002", "id", Some(&t)).expect("url"),
+            "sc://[::1]:15002/;session_id=id;token=abc"
+        );
         assert!(session_url("sc://h:1/;user_id=x", "id", None).is_err());
+    }
+
+    #[test]
+    fn endpoints_give_their_host_and_address() {
+        let hp = |e: &str| {
+            let (h, a) = host_and_port(e);
+            (h.to_string(), a)
+        };
+        assert_eq!(
+            hp("sc://localhost:15002"),
+            ("localhost".into(), "localhost:15002".into())
+        );
+        assert_eq!(
+            hp("sc://spark-connect/"),
+            ("spark-connect".into(), "spark-connect:15002".into())
+        );
+        assert_eq!(
+            hp("sc://[::1]:1234/;x=y"),
+            ("[::1]".into(), "[::1]:1234".into())
+        );
+        assert_eq!(hp("sc://[::1]"), ("[::1]".into(), "[::1]:15002".into()));
     }
 
     #[test]
