@@ -279,28 +279,32 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
     );
 }
 
+/// `jobs check --service spark-connect` with these settings in its environment: its
+/// exit code and its log.
+fn check_spark(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = support::jobs(&["check", "--service", "spark-connect"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run jobs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const REFUSED: &str = "requires a token and SPARK_CONNECT_TOKEN is missing or wrong";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn spark_connect_refuses_a_client_without_the_token() {
-    common::load_dotenv();
     let remote = support::var("SPARK_REMOTE");
     // The job itself, with the token removed from its environment.
-    let out = support::jobs(&["check", "--service", "spark-connect"])
-        .env("SPARK_CONNECT_TOKEN", "")
-        .output()
-        .expect("run jobs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("requires a token and SPARK_CONNECT_TOKEN is missing or wrong"),
-        "{stderr}"
-    );
+    let (code, stderr) = check_spark(&[("SPARK_CONNECT_TOKEN", "")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(REFUSED), "{stderr}");
     // A wrong token is refused the same way; the right one works.
-    let out = support::jobs(&["check", "--service", "spark-connect"])
-        .env("SPARK_CONNECT_TOKEN", "not-the-token")
-        .output()
-        .expect("run jobs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = check_spark(&[("SPARK_CONNECT_TOKEN", "not-the-token")]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("not-the-token"), "{stderr}");
     support::run_ok(&["check", "--service", "spark-connect"]);
     assert!(
@@ -322,22 +326,13 @@ async fn the_token_reaches_a_server_addressed_by_another_name() {
         .expect("port")
         .trim_end_matches('/');
     let other_name = format!("sc://127.1:{port}");
-    let out = support::jobs(&["check", "--service", "spark-connect"])
-        .env("SPARK_REMOTE", &other_name)
-        .output()
-        .expect("run jobs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{other_name}: {stderr}");
+    let (code, stderr) = check_spark(&[("SPARK_REMOTE", &other_name)]);
+    assert_eq!(code, Some(0), "{other_name}: {stderr}");
     assert!(stderr.contains("127.1"), "{stderr}");
-    let out = support::jobs(&["check", "--service", "spark-connect"])
-        .env("SPARK_REMOTE", &other_name)
-        .env("SPARK_CONNECT_TOKEN", "not-the-token")
-        .output()
-        .expect("run jobs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("requires a token and SPARK_CONNECT_TOKEN is missing or wrong"),
-        "{stderr}"
-    );
+    let (code, stderr) = check_spark(&[
+        ("SPARK_REMOTE", &other_name),
+        ("SPARK_CONNECT_TOKEN", "not-the-token"),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(REFUSED), "{stderr}");
 }
