@@ -194,7 +194,9 @@ impl EventGen {
             EventKind::Oversize => {
                 let field = ["first_name", "last_name", "email", "phone"][rng.random_range(0..4)];
                 // Longer than the column allows, by 1 to 3 times its length.
-                let max = schema::column("users", field).max_len.unwrap_or(100);
+                let max = schema::column("users", field)
+                    .max_len
+                    .expect("a VARCHAR column of users");
                 let len = rng.random_range(max + 1..max * 3);
                 let value = match field {
                     "email" => {
