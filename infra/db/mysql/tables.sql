@@ -94,3 +94,48 @@ CREATE TABLE IF NOT EXISTS mart_average_check (
     average_check  DECIMAL(16, 6) NOT NULL,
     PRIMARY KEY (status, loyalty_status)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Change data capture (jobs cdc, through the sink plugin's replica write): the next
+-- Kafka offset applied per change-topic partition, committed in the same transaction
+-- as the rows. `generation` moves when jobs replicate reloads the table: the stream
+-- must then re-read its changes from `next_offset` (reset to the topic's start).
+CREATE TABLE IF NOT EXISTS cdc_sink_offsets (
+    sink_id         VARCHAR(100) NOT NULL,
+    topic           VARCHAR(249) NOT NULL,
+    kafka_partition INT          NOT NULL,
+    target_table    VARCHAR(64)  NOT NULL,
+    next_offset     BIGINT       NOT NULL,
+    generation      BIGINT       NOT NULL DEFAULT 0,
+    updated_at      DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+                                 ON UPDATE CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (sink_id, topic, kafka_partition),
+    KEY cdc_sink_offsets_table_idx (target_table)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- One row per committed batch of change events.
+CREATE TABLE IF NOT EXISTS cdc_sink_commits (
+    commit_id    BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    sink_id      VARCHAR(100) NOT NULL,
+    target_table VARCHAR(64)  NOT NULL,
+    epoch        BIGINT       NOT NULL,
+    changes      BIGINT       NOT NULL,
+    upserted     BIGINT       NOT NULL,
+    deleted      BIGINT       NOT NULL,
+    quarantined  BIGINT       NOT NULL,
+    skipped      BIGINT       NOT NULL,
+    committed_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    KEY cdc_sink_commits_sink_idx (sink_id, commit_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Change events that cannot be applied, with the event as Kafka held it.
+CREATE TABLE IF NOT EXISTS cdc_quarantine (
+    topic           VARCHAR(249) NOT NULL,
+    kafka_partition INT          NOT NULL,
+    kafka_offset    BIGINT       NOT NULL,
+    sink_id         VARCHAR(100) NOT NULL,
+    target_table    VARCHAR(64)  NOT NULL,
+    reason          TEXT         NOT NULL,
+    raw_payload     LONGBLOB,
+    received_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (topic, kafka_partition, kafka_offset)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

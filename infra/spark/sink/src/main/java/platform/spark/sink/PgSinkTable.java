@@ -10,8 +10,13 @@ import org.apache.spark.sql.connector.write.Write;
 import org.apache.spark.sql.connector.write.WriteBuilder;
 import org.apache.spark.sql.types.StructType;
 
-/** The write-only table behind the format: users + users_quarantine in PostgreSQL. */
+/**
+ * The write-only table behind the format: by option {@code write}, {@code users} (the
+ * default: users + users_quarantine in PostgreSQL) or {@code replica} (change events
+ * applied to a MySQL table).
+ */
 final class PgSinkTable implements SupportsWrite {
+  static final String OPT_WRITE = "write";
 
   @Override
   public String name() {
@@ -41,6 +46,20 @@ final class PgSinkTable implements SupportsWrite {
     // instants, users.registration_date is a wall-clock TIMESTAMP, and the wall clock
     // must be the one the job's SQL parsed the value in.
     String zone = SparkSession.active().conf().get("spark.sql.session.timeZone");
+    String write = info.options().getOrDefault(OPT_WRITE, "users");
+    if (write.equals("replica")) {
+      ReplicaConfig replica = ReplicaConfig.from(info.options(), info.schema(), zone);
+      return new WriteBuilder() {
+        @Override
+        public Write build() {
+          return new ReplicaWrite(replica, info.queryId());
+        }
+      };
+    }
+    if (!write.equals("users")) {
+      throw new IllegalArgumentException(SinkConfig.WHO + ": option '" + OPT_WRITE
+          + "' must be users (the default) or replica, got '" + write + "'");
+    }
     SinkConfig config = SinkConfig.from(info.options(), info.schema(), zone);
     return new WriteBuilder() {
       @Override

@@ -42,8 +42,8 @@ class SinkConfigTest {
   void defaults() {
     SinkConfig c = config();
     assertEquals(30_000, c.lockTimeoutMs);
-    assertEquals(300, c.socketTimeoutSeconds);
-    assertEquals(10, c.connectTimeoutSeconds);
+    assertEquals(300, c.target.socketTimeoutSeconds);
+    assertEquals(10, c.target.connectTimeoutSeconds);
     assertEquals(SinkConfig.Mode.EXACTLY_ONCE, c.mode);
     assertTrue(c.createTables);
     assertEquals(SinkConfig.Mode.APPEND, config("MODE", "Append").mode);
