@@ -4,7 +4,7 @@
 # written only after a step succeeded).
 
 APT_PACKAGES=(postgresql mariadb-server mariadb-client protobuf-compiler libprotobuf-dev maven
-  openjdk-17-jre-headless python3-venv build-essential pkg-config)
+  openjdk-17-jre-headless python3-venv build-essential pkg-config curl)
 
 missing_apt_packages() {
   local p
@@ -71,6 +71,15 @@ install_kafka() {
   maven_fetch kafka "$ROOT/infra/kafka/pom.xml" "$KAFKA_LIBS" -Dkafka.version="$KAFKA_VERSION"
 }
 
+# Kafka Connect (the worker, same Kafka version as the broker) and Debezium's PostgreSQL
+# connector as a plugin folder on its plugin.path (the jars of Debezium's plugin archive).
+install_kafka_connect() {
+  maven_fetch kafka-connect "$ROOT/infra/kafka-connect/pom.xml" "$KAFKA_CONNECT_LIBS" \
+    -Dkafka.version="$KAFKA_VERSION"
+  maven_fetch debezium-postgres "$ROOT/infra/kafka-connect/debezium-plugin.pom.xml" \
+    "$CONNECT_PLUGIN_PATH/debezium-connector-postgres" -Ddebezium.version="$DEBEZIUM_VERSION"
+}
+
 install_spark_extra_jars() {
   maven_fetch spark-extra-jars "$ROOT/infra/spark/extra-jars.pom.xml" "$SPARK_EXTRA_JARS" \
     -Dspark.version="$SPARK_VERSION" -Dscala.binary.version="$SCALA_BINARY_VERSION" \
@@ -83,5 +92,6 @@ install_all() {
   install_apt
   install_spark
   install_kafka
+  install_kafka_connect
   install_spark_extra_jars
 }

@@ -23,6 +23,9 @@ UP_TIMEOUT="${PLATFORM_UP_TIMEOUT:-180}"
 
 SPARK_VENV="$CACHE/spark-$SPARK_VERSION/venv"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+KAFKA_CONNECT_LIBS="$CACHE/kafka-connect-$KAFKA_VERSION/libs"
+# Kafka Connect's plugin.path: one folder per plugin below it.
+CONNECT_PLUGIN_PATH="$CACHE/debezium-$DEBEZIUM_VERSION/plugins"
 SPARK_EXTRA_JARS="$CACHE/spark-extra-$SPARK_VERSION-pg$POSTGRES_JDBC_VERSION-my$MYSQL_CONNECTOR_VERSION/jars"
 SINK_JAR_DIR="$STATE/spark/plugins"
 

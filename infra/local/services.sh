@@ -9,10 +9,30 @@ PG_MARKER="$STATE/postgres/data"
 
 pg_admin_env() { echo "PGHOST=$PG_DIR/run PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES_ADMIN_USER"; }
 
+# Change data capture (Debezium, infra/kafka-connect/) decodes the WAL through a logical
+# replication slot: wal_level=logical, and room for slots and WAL senders. Given on the
+# server's command line, so they hold for a data directory initialised before too.
+PG_CDC_SETTINGS="-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
+
+# Does the running server have the settings above? ("" when it does not answer)
+pg_cdc_ready() {
+  PGHOST="$PG_DIR/run" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
+    psql -X -q -A -t -d postgres -c "SELECT current_setting('wal_level') = 'logical'
+      AND current_setting('max_replication_slots')::int >= 10
+      AND current_setting('max_wal_senders')::int >= 10" 2>/dev/null || true
+}
+
 start_postgres() {
   local bin; bin="$(pg_bin)"
   [ -n "$bin" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
-  if running postgres "$PG_MARKER"; then log "postgres already running"; return 0; fi
+  if running postgres "$PG_MARKER"; then
+    case "$(pg_cdc_ready)" in
+      t) log "postgres already running"; return 0 ;;
+      f) log "postgres runs without wal_level=logical (change data capture needs it); restarting it"
+         stop_postgres ;;
+      *) log "postgres is running but does not answer; leaving it as it is"; return 0 ;;
+    esac
+  fi
   port_free_or_die postgres "$POSTGRES_PORT"
   mkdir -p "$PG_DIR/run" "$LOGS"
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PG_DIR" "$PG_DIR/run"; fi
@@ -32,7 +52,7 @@ start_postgres() {
   [ "$(id -u)" -eq 0 ] && chown postgres: "$LOGS/postgres.log"
   log "starting postgres on port $POSTGRES_PORT"
   as_user postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$LOGS/postgres.log" -w -t "$UP_TIMEOUT" \
-    -o "-p $POSTGRES_PORT -k $PG_DIR/run -c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on" \
+    -o "-p $POSTGRES_PORT -k $PG_DIR/run -c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on $PG_CDC_SETTINGS" \
     start >/dev/null || die "postgres did not start; see $LOGS/postgres.log"
   mkdir -p "$RUN"
   head -n 1 "$PG_DIR/data/postmaster.pid" >"$RUN/postgres.pid"
@@ -154,6 +174,49 @@ init_kafka_topic() {
 }
 
 stop_kafka() { stop_pid kafka "$KAFKA_MARKER"; }
+
+# --- Kafka Connect (distributed mode, one worker) with Debezium's PostgreSQL connector
+CONNECT_DIR="$STATE/kafka-connect"
+CONNECT_MARKER="$CONNECT_DIR/connect-distributed.properties"
+
+start_kafka_connect() {
+  if running kafka-connect "$CONNECT_MARKER"; then log "kafka-connect already running"; return 0; fi
+  port_free_or_die kafka-connect "$KAFKA_CONNECT_PORT"
+  mkdir -p "$CONNECT_DIR" "$LOGS"
+  sed -e "s#@BOOTSTRAP_SERVERS@#$KAFKA_BOOTSTRAP_SERVERS#g" -e "s#@PORT@#$KAFKA_CONNECT_PORT#g" \
+    -e "s#@PLUGIN_PATH@#$CONNECT_PLUGIN_PATH#g" \
+    "$ROOT/infra/kafka-connect/connect-distributed.properties" >"$CONNECT_MARKER"
+  log "starting kafka-connect on port $KAFKA_CONNECT_PORT (Debezium $DEBEZIUM_VERSION)"
+  local heap; read -r -a heap <<<"${KAFKA_CONNECT_HEAP_OPTS:-}"
+  (
+    # The worker's environment holds what Java needs and one secret: POSTGRES_PASSWORD,
+    # which the env config provider hands to the connector (${env:POSTGRES_PASSWORD} in
+    # its config). Everything else from .env (other passwords, the Spark token) stays out.
+    local var
+    while read -r var; do
+      case "$var" in PATH | HOME | LANG | LC_ALL | TZ | JAVA_HOME | POSTGRES_PASSWORD) ;; *) export -n "$var" ;; esac
+    done < <(compgen -e)
+    spawn kafka-connect java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -Dlog4j2.configurationFile="$ROOT/infra/kafka-connect/log4j2.properties" \
+      -cp "$KAFKA_CONNECT_LIBS/*" org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_MARKER"
+  )
+}
+
+# The change data capture connector, registered idempotently (a no-op when the worker
+# already has this config); returns once the connector and its task are RUNNING.
+register_cdc() {
+  wait_port kafka-connect "$KAFKA_CONNECT_PORT" "$CONNECT_MARKER"
+  log "registering the change data capture connector $CDC_CONNECTOR (idempotent)"
+  KAFKA_CONNECT_URL="http://localhost:$KAFKA_CONNECT_PORT" CDC_WAIT_SECS="$UP_TIMEOUT" \
+    CDC_LOG_HINT="$LOGS/kafka-connect.log" "$ROOT/infra/kafka-connect/register.sh" ||
+    die "the change data capture connector $CDC_CONNECTOR is not running; see $LOGS/kafka-connect.log"
+}
+
+cdc_status() {
+  KAFKA_CONNECT_URL="http://localhost:$KAFKA_CONNECT_PORT" "$ROOT/infra/kafka-connect/register.sh" status
+}
+
+stop_kafka_connect() { stop_pid kafka-connect "$CONNECT_MARKER"; }
 
 # --- Spark: standalone master, one worker, the Spark Connect server ---------
 SPARK_DIR="$STATE/spark"
@@ -277,6 +340,7 @@ stack_up() {
   start_postgres
   start_mariadb
   start_kafka
+  start_kafka_connect
   start_spark_master
   wait_port spark-master "$SPARK_MASTER_PORT" deploy.master.Master
   start_spark_worker
@@ -298,11 +362,13 @@ stack_up() {
       *) die "a service is not usable; see $LOGS/check.log" ;;
     esac
   fi
+  register_cdc
   stack_status
 }
 
 stack_down() {
   stop_spark
+  stop_kafka_connect
   stop_kafka
   stop_mariadb
   stop_postgres
@@ -314,6 +380,7 @@ SERVICES=(
   "postgres|$POSTGRES_PORT|postgres|$PG_MARKER"
   "mysql (mariadb)|$MYSQL_PORT|mariadb|$MY_MARKER"
   "kafka|$KAFKA_PORT|kafka|$KAFKA_MARKER"
+  "kafka-connect|$KAFKA_CONNECT_PORT|kafka-connect|$CONNECT_MARKER"
   "spark-master|$SPARK_MASTER_PORT|spark-master|deploy.master.Master"
   "spark-master UI|$SPARK_MASTER_WEBUI_PORT|spark-master|deploy.master.Master"
   "spark-worker|$SPARK_WORKER_WEBUI_PORT|spark-worker|deploy.worker.Worker"
@@ -354,4 +421,7 @@ stack_status() {
     fi
   done
   echo "resident memory of the stack: ${total} MiB; logs: $LOGS"
+  if running kafka-connect "$CONNECT_MARKER"; then
+    echo "change data capture: $(cdc_status 2>&1 || true)"
+  fi
 }

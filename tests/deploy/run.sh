@@ -8,6 +8,9 @@
 #                       conditions, images, no secret on a command line or fixed in a file
 #      test_dags.py     DAG import, ids, settings, no credentials in tasks
 #      test_native_airflow.py  the local Airflow's environment (native.sh), no secret in argv
+#      test_cdc.py      change data capture: one connector config for both deployments,
+#                       the captured tables = `jobs list --json`, no password in it (and
+#                       on the running local stack: the connector runs, no password shown)
 #      test_dags_e2e.py every DAG with `airflow dags test` against the local stack, no
 #                       secret in a task log (needs `make up`; skipped while `jobs
 #                       replicate` does not exist)

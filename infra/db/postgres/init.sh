@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent PostgreSQL init: role, database, schema and tables.
+# Idempotent PostgreSQL init: role (with REPLICATION, for change data capture),
+# database, schema and tables.
 # Used by the local stack and mounted into the postgres image's /docker-entrypoint-initdb.d.
 # Connects as the admin role through whatever libpq settings the caller exports
 # (PGHOST, PGPORT, PGUSER, PGPASSWORD). The platform's names come from APP_DB,
@@ -11,4 +12,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 run_psql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 ROLE_PASSWORD="$APP_PASSWORD" run_psql -d "${APP_ADMIN_DB:-postgres}" -v db="$APP_DB" \
     -v user="$APP_USER" -f "$here/roles.sql"
+run_psql -d "${APP_ADMIN_DB:-postgres}" -v user="$APP_USER" -f "$here/replication.sql"
 run_psql -d "$APP_DB" -v schema="$APP_SCHEMA" -v user="$APP_USER" -f "$here/schema.sql"
