@@ -2,11 +2,12 @@
 //! Connect server, so the Spark cluster does the work; this crate only orchestrates
 //! and verifies.
 //!
-//! One module per job (`check`, `replicate`, `marts`, `stream`, `summary`, `list`), each with
+//! One module per job (`check`, `replicate`, `marts`, `stream`, `cdc`, `summary`, `list`), each with
 //! its own `Args`, logic and output; the helpers they share live in modules named for
 //! what they are (`spark`, `mysql`, `postgres`, `fingerprint`). `main.rs` only
 //! dispatches.
 
+pub mod cdc;
 pub mod check;
 pub mod fingerprint;
 pub mod list;

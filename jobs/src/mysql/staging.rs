@@ -37,7 +37,7 @@ pub struct LockArgs {
 
 /// MySQL's name for the lock of a table of the platform's database. Named locks are
 /// server-wide, so the database is part of the name (at most 64 characters).
-fn lock_name(database: &str, table: &str) -> String {
+pub fn lock_name(database: &str, table: &str) -> String {
     format!("finals.{database}.{table}")
         .chars()
         .take(64)
@@ -171,6 +171,7 @@ async fn swap_in(
     args: LockArgs,
 ) -> Result<()> {
     let old = format!("{table}__old_{run}");
+    rewind_change_apply(conn, table).await?;
     // Per statement, so the pooled connection keeps its defaults for other work.
     conn.execute(AssertSqlSafe(format!(
         "SET SESSION lock_wait_timeout = {}",
@@ -205,6 +206,40 @@ async fn swap_in(
         .await
         .context("cannot reset lock_wait_timeout")?;
     Ok(())
+}
+
+/// The table is about to hold a copy as of the run's PostgreSQL snapshot, older than
+/// changes `jobs cdc` may have applied: its change apply must read the table's change
+/// topic again from the start (replaying it in order converges on the source), and the
+/// new generation makes a running apply restart from there. Done before the swap, so a
+/// crash in between costs only a harmless replay.
+async fn rewind_change_apply(conn: &mut MySqlConnection, table: &str) -> Result<()> {
+    let rewound = sqlx::query(
+        "UPDATE cdc_sink_offsets SET next_offset = 0, generation = generation + 1 \
+         WHERE target_table = ?",
+    )
+    .bind(table)
+    .execute(&mut *conn)
+    .await;
+    match rewound {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::info!(
+                table,
+                "change apply (jobs cdc) rewound to the start of its topic"
+            );
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        // ER_NO_SUCH_TABLE: a database initialised before change data capture
+        Err(e)
+            if e.as_database_error()
+                .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
+                .is_some_and(|d| d.number() == 1146) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot rewind the change apply of {table}")),
+    }
 }
 
 /// A short random id naming one run's staging tables.

@@ -64,7 +64,7 @@ pub async fn connect(spark: &common::SparkSettings, opts: &StreamOptions) -> Res
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
-async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
+pub async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
     let s = spark.clone();
     for q in blocking(move || s.streams().active())
         .await

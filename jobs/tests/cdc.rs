@@ -1,0 +1,420 @@
+//! `jobs cdc` against the local stack: PostgreSQL changes captured by Debezium (Kafka
+//! Connect, started by `make up`) and applied by Spark to the MySQL replicas. Every
+//! check reads both databases row by row (tests/support/rows.rs), never the job's own
+//! bookkeeping. Needs the default data set (`datagen pg`) and the connector running.
+
+mod support;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::schema::TABLES;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sqlx::{MySqlPool, PgPool};
+
+async fn assert_replicas_equal_sources(pg: &PgPool, my: &MySqlPool) {
+    for t in &TABLES {
+        support::rows::assert_replica_equals_source(pg, my, t).await;
+    }
+}
+
+fn cdc_available_now() -> String {
+    support::run_ok(&["cdc", "--available-now"])
+}
+
+/// A random mix of inserts, updates and deletes over all five tables, with the cases
+/// that break naive appliers: one key updated many times in one transaction, a row
+/// deleted and inserted again with the same key, multi-table transactions, two rows
+/// swapping their unique e-mails.
+async fn random_workload(pg: &PgPool, tag: &str, seed: u64, rounds: usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for round in 0..rounds {
+        let mut tx = pg.begin().await.expect("begin");
+        // A user, a category, a product and an order with two lines, in one transaction.
+        let (user,): (i32,) = sqlx::query_as(
+            "INSERT INTO users (first_name, last_name, email, phone, registration_date, \
+             loyalty_status) VALUES ('Zoë', 'O''Brien | ✓ 😀', $1, NULL, \
+             '2025-12-31 23:59:59.123456', 'Gold') RETURNING user_id",
+        )
+        .bind(format!(
+            "{tag}.{round}.{}@example.com",
+            rng.random_range(0..1_000_000)
+        ))
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert user");
+        let (category,): (i32,) = sqlx::query_as(
+            "INSERT INTO product_categories (name, parent_category_id) VALUES ($1, NULL) \
+             RETURNING category_id",
+        )
+        .bind(format!("{tag} category {round}"))
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert category");
+        let (product,): (i32,) = sqlx::query_as(
+            "INSERT INTO products (name, description, category_id, price, stock_quantity, \
+             creation_date) VALUES ($1, 'back\\slash\ttab', $2, 12.34, 5, now()) \
+             RETURNING product_id",
+        )
+        .bind(format!("{tag} product {round}"))
+        .bind(category)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert product");
+        let (order,): (i32,) = sqlx::query_as(
+            "INSERT INTO orders (user_id, order_date, total_amount, status) \
+             VALUES ($1, now(), 24.68, 'Pending') RETURNING order_id",
+        )
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("insert order");
+        for _ in 0..2 {
+            sqlx::query(
+                "INSERT INTO order_details (order_id, product_id, quantity, price_per_unit, \
+                 total_price) VALUES ($1, $2, 1, 12.34, 12.34)",
+            )
+            .bind(order)
+            .bind(product)
+            .execute(&mut *tx)
+            .await
+            .expect("insert line");
+        }
+        // The same order updated many times in one transaction: the last wins.
+        for i in 0..rng.random_range(2..12) {
+            sqlx::query("UPDATE orders SET total_amount = $2, status = $3 WHERE order_id = $1")
+                .bind(order)
+                .bind(rust_decimal::Decimal::new(1000 + i, 2))
+                .bind(if i % 2 == 0 { "Completed" } else { "Pending" })
+                .execute(&mut *tx)
+                .await
+                .expect("update order");
+        }
+        tx.commit().await.expect("commit");
+
+        // Existing rows of the default data set: updates and deletes.
+        let (victim,): (i32,) =
+            sqlx::query_as("SELECT order_detail_id FROM order_details ORDER BY random() LIMIT 1")
+                .fetch_one(pg)
+                .await
+                .expect("pick a line");
+        sqlx::query("DELETE FROM order_details WHERE order_detail_id = $1")
+            .bind(victim)
+            .execute(pg)
+            .await
+            .expect("delete line");
+        sqlx::query(
+            "UPDATE products SET price = price + 0.01, stock_quantity = stock_quantity + 1 \
+             WHERE product_id = (SELECT product_id FROM products ORDER BY random() LIMIT 1)",
+        )
+        .execute(pg)
+        .await
+        .expect("update product");
+        sqlx::query(
+            "UPDATE users SET loyalty_status = $1 WHERE user_id = \
+             (SELECT user_id FROM users ORDER BY random() LIMIT 1)",
+        )
+        .bind(["Gold", "Silver", "Bronze"][rng.random_range(0..3)])
+        .execute(pg)
+        .await
+        .expect("update user");
+        // Delete, then insert again with the same key (and other values).
+        let mut tx = pg.begin().await.expect("begin");
+        sqlx::query("DELETE FROM order_details WHERE order_id = $1")
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .expect("delete lines");
+        sqlx::query("DELETE FROM orders WHERE order_id = $1")
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .expect("delete order");
+        sqlx::query(
+            "INSERT INTO orders (order_id, user_id, order_date, total_amount, status, \
+             delivery_date) VALUES ($1, $2, '2026-01-02 03:04:05.5', 99.99, 'Completed', \
+             '2026-01-03 00:00:00')",
+        )
+        .bind(order)
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .expect("re-insert order");
+        tx.commit().await.expect("commit");
+    }
+    // Two users swap their e-mails through a temporary value, in one transaction.
+    let users: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT user_id, email FROM users WHERE email LIKE $1 || '.%' ORDER BY user_id LIMIT 2",
+    )
+    .bind(tag)
+    .fetch_all(pg)
+    .await
+    .expect("two users");
+    if let [(a, ea), (b, eb)] = users.as_slice() {
+        let mut tx = pg.begin().await.expect("begin");
+        for (id, email) in [
+            (*a, format!("{tag}.swap@example.com")),
+            (*b, ea.clone()),
+            (*a, eb.clone()),
+        ] {
+            sqlx::query("UPDATE users SET email = $2 WHERE user_id = $1")
+                .bind(id)
+                .bind(email)
+                .execute(&mut *tx)
+                .await
+                .expect("swap e-mails");
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_random_workload_reaches_mysql_exactly_and_a_rerun_changes_nothing() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    let tag = support::unique("cdcrand");
+    random_workload(&pg, &tag, 7, 25).await;
+    let out = cdc_available_now();
+    assert!(out.contains("applied the changes of 5 table(s)"), "{out}");
+    assert_replicas_equal_sources(&pg, &my).await;
+    // Nothing new: a second run applies nothing and changes nothing.
+    let again = cdc_available_now();
+    for line in again.lines().filter(|l| !l.starts_with("applied")) {
+        assert!(
+            line.split_whitespace().nth(1) == Some("0"),
+            "a rerun applied changes: {line}"
+        );
+    }
+    assert_replicas_equal_sources(&pg, &my).await;
+}
+
+/// A continuous `jobs cdc`, killed (SIGKILL) when dropped.
+struct Job(Child);
+
+impl Job {
+    fn spawn() -> Self {
+        Self(
+            support::jobs(&["cdc", "--trigger-interval-ms", "500"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start jobs cdc"),
+        )
+    }
+
+    fn kill9(mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pid_of(pattern: &str) -> Option<i32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+}
+
+fn kill9(pattern: &str) {
+    let pid = pid_of(pattern).unwrap_or_else(|| panic!("no process matches {pattern}"));
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -9 {pid}");
+}
+
+fn stack_up() {
+    let root = testkit::workspace_root();
+    let status = std::process::Command::new(root.join("infra/local/stack.sh"))
+        .arg("up")
+        .stdout(Stdio::null())
+        .status()
+        .expect("stack.sh up");
+    assert!(status.success(), "infra/local/stack.sh up failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_kafka_connect_the_spark_connect_server_and_the_job_loses_and_duplicates_nothing()
+{
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    let tag = support::unique("cdckill");
+    let job = Job::spawn();
+    random_workload(&pg, &tag, 11, 10).await;
+    kill9("org.apache.kafka.connect.cli.ConnectDistributed");
+    random_workload(&pg, &tag, 12, 10).await;
+    stack_up(); // Kafka Connect again: Debezium resumes from its last flushed position
+    random_workload(&pg, &tag, 13, 10).await;
+    kill9("SparkConnectServer");
+    random_workload(&pg, &tag, 14, 10).await;
+    stack_up();
+    job.kill9();
+    let job = Job::spawn();
+    random_workload(&pg, &tag, 15, 10).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    job.kill9();
+    // Whatever the killed runs left, one more pass ends with equal tables.
+    cdc_available_now();
+    assert_replicas_equal_sources(&pg, &my).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_change_events_are_quarantined_with_their_bytes_and_stop_nothing() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    let topic = format!(
+        "{}.{}.product_categories",
+        support::var("CDC_TOPIC_PREFIX"),
+        support::postgres().schema
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        vec![0xff, 0xfe, b'{', 0x80],
+        br#"{"before":null,"after":{"category_id":1,"name":"x"}}"#.to_vec(),
+        br#"{"op":"z","after":{"category_id":1,"name":"x"}}"#.to_vec(),
+        br#"{"op":"c","after":{"name":"no key"}}"#.to_vec(),
+        br#"{"op":"u","after":{"category_id":"seven","name":"x"}}"#.to_vec(),
+    ];
+    support::produce_bytes(&topic, &bad).await;
+    let tag = support::unique("cdcbad");
+    sqlx::query("INSERT INTO product_categories (name) VALUES ($1)")
+        .bind(&tag)
+        .execute(&pg)
+        .await
+        .expect("insert category");
+    cdc_available_now();
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT reason, raw_payload FROM cdc_quarantine WHERE topic = ? \
+         ORDER BY kafka_offset DESC LIMIT 6",
+    )
+    .bind(&topic)
+    .fetch_all(&my)
+    .await
+    .expect("quarantine");
+    let mut rows = rows;
+    rows.reverse();
+    let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "not JSON",
+            "not UTF-8",
+            "no op field: not a Debezium change event",
+            "operation z is not applied",
+            "missing key column category_id",
+            "key column category_id: not a valid int",
+        ]
+    );
+    let payloads: Vec<Vec<u8>> = rows.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        payloads, bad,
+        "the quarantine keeps the bytes as Kafka held them"
+    );
+    // The good change behind them was applied.
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM product_categories WHERE name = ?")
+        .bind(&tag)
+        .fetch_one(&my)
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+    assert_replicas_equal_sources(&pg, &my).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_in_postgres_stops_only_its_table_until_the_replica_has_it() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    // Also undoes what an interrupted earlier run left (the DDL tests compare both
+    // databases' columns with the Rust schema).
+    let drop_columns = || async {
+        sqlx::query("ALTER TABLE product_categories DROP COLUMN IF EXISTS cdc_note")
+            .execute(&pg)
+            .await
+            .expect("drop PG column");
+        sqlx::query("ALTER TABLE product_categories DROP COLUMN IF EXISTS cdc_note")
+            .execute(&my)
+            .await
+            .expect("drop MySQL column");
+    };
+    drop_columns().await;
+    cdc_available_now();
+    let tag = support::unique("cdccol");
+    sqlx::query("ALTER TABLE product_categories ADD COLUMN cdc_note TEXT")
+        .execute(&pg)
+        .await
+        .expect("add PG column");
+    sqlx::query("INSERT INTO product_categories (name, cdc_note) VALUES ($1, 'hello')")
+        .bind(&tag)
+        .execute(&pg)
+        .await
+        .expect("insert category");
+    sqlx::query(
+        "UPDATE users SET phone = '+1-000' WHERE user_id = (SELECT min(user_id) FROM users)",
+    )
+    .execute(&pg)
+    .await
+    .expect("update user");
+    let (out, _, stderr) = support::run(&["cdc", "--available-now"]);
+    assert!(
+        !out.status.success(),
+        "the run must fail while a table is stopped"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("product_categories") && last.contains("cdc_note"),
+        "one line naming the table and the column: {last}"
+    );
+    // The other tables went on.
+    support::rows::assert_replica_equals_source(
+        &pg,
+        &my,
+        common::schema::table("users").expect("users"),
+    )
+    .await;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM product_categories WHERE name = ?")
+        .bind(&tag)
+        .fetch_one(&my)
+        .await
+        .expect("count");
+    assert_eq!(n, 0, "nothing of the stopped table was applied");
+    // The replica gets the column: the held-back changes arrive, nothing lost.
+    sqlx::query("ALTER TABLE product_categories ADD COLUMN cdc_note TEXT")
+        .execute(&my)
+        .await
+        .expect("add MySQL column");
+    cdc_available_now();
+    let (note,): (Option<String>,) =
+        sqlx::query_as("SELECT cdc_note FROM product_categories WHERE name = ?")
+            .bind(&tag)
+            .fetch_one(&my)
+            .await
+            .expect("row arrived");
+    assert_eq!(note.as_deref(), Some("hello"));
+    drop_columns().await;
+    assert_replicas_equal_sources(&pg, &my).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicate_of_a_table_makes_the_change_apply_replay_it_and_tables_stay_equal() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    let tag = support::unique("cdcrep");
+    random_workload(&pg, &tag, 21, 5).await;
+    // The changes above are not applied yet; the reload copies them, then the apply
+    // replays the whole topic over the reloaded table.
+    support::run_ok(&["replicate", "--table", "orders"]);
+    cdc_available_now();
+    assert_replicas_equal_sources(&pg, &my).await;
+}
