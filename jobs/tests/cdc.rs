@@ -418,3 +418,19 @@ async fn replicate_of_a_table_makes_the_change_apply_replay_it_and_tables_stay_e
     cdc_available_now();
     assert_replicas_equal_sources(&pg, &my).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_truncated_and_loaded_again_reaches_mysql() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    // TRUNCATE of all five tables and a COPY of the default data set, in one transaction.
+    let datagen = testkit::workspace_root().join("target/release/datagen");
+    let status = std::process::Command::new(datagen)
+        .args(["pg", "--reset"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("datagen pg --reset");
+    assert!(status.success(), "datagen pg --reset failed");
+    cdc_available_now();
+    assert_replicas_equal_sources(&pg, &my).await;
+}

@@ -142,8 +142,8 @@ pub fn image_columns() -> Vec<String> {
 /// per replica column).
 pub fn sink_columns(columns: &[ReplicaColumn], ignored: &[String]) -> Vec<String> {
     let mut out = vec![
-        "CASE WHEN __tombstone THEN 'tombstone' WHEN __dop = 'd' THEN 'delete' ELSE 'upsert' END \
-         AS __op"
+        "CASE WHEN __tombstone THEN 'tombstone' WHEN __dop = 'd' THEN 'delete' \
+         WHEN __dop = 't' THEN 'truncate' ELSE 'upsert' END AS __op"
             .to_string(),
         format!("{} AS __reason", reason(columns)),
         "__raw".into(),
@@ -185,8 +185,9 @@ pub fn reason(columns: &[ReplicaColumn]) -> String {
         "WHEN NOT __utf8 THEN 'not UTF-8'".into(),
         "WHEN __doc IS NULL THEN 'not JSON'".into(),
         "WHEN __dop IS NULL THEN 'no op field: not a Debezium change event'".into(),
-        "WHEN __dop NOT IN ('c', 'u', 'r', 'd') THEN 'operation ' || __dop || ' is not applied'"
+        "WHEN __dop NOT IN ('c', 'u', 'r', 'd', 't') THEN 'operation ' || __dop || ' is not applied'"
             .into(),
+        "WHEN __dop = 't' THEN NULL".into(),
         "WHEN __img IS NULL OR schema_of_variant(__img) NOT LIKE 'OBJECT%' \
          THEN 'no row image (before/after)'"
             .into(),

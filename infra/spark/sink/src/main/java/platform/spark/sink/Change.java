@@ -16,7 +16,7 @@ import org.apache.spark.sql.connector.write.WriterCommitMessage;
 record Change(String topic, int partition, long offset, Kind kind, Object[] values,
     String reason, byte[] raw) implements Serializable {
 
-  enum Kind { UPSERT, DELETE, TOMBSTONE, QUARANTINE, UNKNOWN_COLUMNS }
+  enum Kind { UPSERT, DELETE, TRUNCATE, TOMBSTONE, QUARANTINE, UNKNOWN_COLUMNS }
 
   /** What a task sends to the driver: its partition's change events, in read order. */
   record Batch(List<Change> changes) implements WriterCommitMessage {

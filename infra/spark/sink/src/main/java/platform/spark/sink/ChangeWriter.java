@@ -62,6 +62,7 @@ final class ChangeWriter implements DataWriter<InternalRow> {
         : switch (op) {
           case "upsert" -> Change.Kind.UPSERT;
           case "delete" -> Change.Kind.DELETE;
+          case "truncate" -> Change.Kind.TRUNCATE;
           case "tombstone" -> Change.Kind.TOMBSTONE;
           default -> null;
         };
@@ -73,7 +74,7 @@ final class ChangeWriter implements DataWriter<InternalRow> {
       changes.add(new Change(topic, partition, offset, kind, null, reason, raw));
       return;
     }
-    if (kind == Change.Kind.TOMBSTONE) {
+    if (kind == Change.Kind.TOMBSTONE || kind == Change.Kind.TRUNCATE) {
       changes.add(new Change(topic, partition, offset, kind, null, null, null));
       return;
     }

@@ -126,7 +126,20 @@ final class ReplicaCommit {
     }
     long quarantined = quarantine(conn, config, fresh);
     long tombstones = fresh.stream().filter(c -> c.kind() == Change.Kind.TOMBSTONE).count();
-    List<Change> rowChanges = fresh.stream()
+    // A TRUNCATE empties the table: what came before it in the batch does not matter.
+    int truncatedAt = -1;
+    for (int i = 0; i < fresh.size(); i++) {
+      if (fresh.get(i).kind() == Change.Kind.TRUNCATE) {
+        truncatedAt = i;
+      }
+    }
+    long truncated = 0;
+    if (truncatedAt >= 0) {
+      try (PreparedStatement ps = conn.prepareStatement("DELETE FROM " + quote(config.table))) {
+        truncated = ps.executeUpdate();
+      }
+    }
+    List<Change> rowChanges = fresh.subList(truncatedAt + 1, fresh.size()).stream()
         .filter(c -> c.kind() == Change.Kind.UPSERT || c.kind() == Change.Kind.DELETE)
         .toList();
     int[] keyAt = keyPositions(config, key);
@@ -166,8 +179,8 @@ final class ReplicaCommit {
       }
     }
     long upserted = last.values().stream().filter(c -> c.kind() == Change.Kind.UPSERT).count();
-    Counts counts = new Counts(rowChanges.size(), upserted, last.size() - upserted, quarantined,
-        all.size() - fresh.size() + tombstones);
+    Counts counts = new Counts(rowChanges.size() + (truncatedAt >= 0 ? 1 : 0), upserted,
+        last.size() - upserted + truncated, quarantined, all.size() - fresh.size() + tombstones);
     try (PreparedStatement ps = conn.prepareStatement("INSERT INTO cdc_sink_commits"
         + " (sink_id, target_table, epoch, changes, upserted, deleted, quarantined, skipped)"
         + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) {

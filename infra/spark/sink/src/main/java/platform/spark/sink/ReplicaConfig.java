@@ -23,7 +23,7 @@ final class ReplicaConfig implements Serializable {
   static final String OPT_LOCK_NAME = "lockName";
   static final String OPT_LOCK_WAIT_SECONDS = "lockWaitSeconds";
 
-  /** upsert | delete | tombstone, or NULL with a reason (quarantine). */
+  /** upsert | delete | truncate | tombstone, or NULL with a reason (quarantine). */
   static final String OP = "__op";
   static final String REASON = "__reason";
   /** The change event as Kafka holds it, kept in the quarantine. */

@@ -200,6 +200,14 @@ class ReplicaWriteTest {
   }
 
   @Test
+  void aTruncateEmptiesTheTableAndWhatFollowsItIsApplied() throws Exception {
+    write(List.of(upsert(0, 1, "a@x.io", "1"), upsert(1, 2, "b@x.io", "2")), 0);
+    write(List.of(upsert(2, 3, "c@x.io", "3"), other(3, "truncate", null, null),
+        upsert(4, 2, "b2@x.io", "2"), delete(5, 9)), 0);
+    assertEquals(List.of("2|b2@x.io"), rows("SELECT id, email FROM " + TABLE + " ORDER BY id"));
+  }
+
+  @Test
   void rowsSwappingAUniqueValueAreAppliedInSourceOrder() throws Exception {
     write(List.of(upsert(0, 1, "x@x.io", "1"), upsert(1, 2, "y@x.io", "2")), 0);
     // PostgreSQL order: 1 -> tmp, 2 -> x, 1 -> y. Reduced per key, 1 -> y would
