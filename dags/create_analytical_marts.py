@@ -1,8 +1,11 @@
 """Build the analytical marts in MySQL from the replicated tables (`jobs marts`), one
 task per mart.
 
-Data-aware: scheduled on the Assets of the MySQL replicas, so a run starts once
-replicate_from_pg_to_mysql has refreshed every source table since the last run.
+Data-aware: scheduled on the Assets of the MySQL replicas (all five), so a run starts
+once every replica has been updated since the last run: by replicate_from_pg_to_mysql
+(one task per table; waiting for all five means one build per replication, never one
+on a half-refreshed set) or by a cdc_from_pg_to_mysql run that changed the replicas (it
+updates all five at once; a run that changed nothing is skipped and emits no event).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ to ``SPARK_CONNECT_TOKEN``, so ``SPARK_REMOTE`` never carries it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,7 +44,7 @@ PASSTHROUGH_ENV = (
     "KAFKA_TOPIC",
 )
 # ...and the jobs' own tuning settings (none of them secret), by prefix.
-PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_")
+PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_", "CDC_")
 
 # What the DAGs work on (the `jobs` CLI's names).
 TABLES = ("users", "product_categories", "products", "orders", "order_details")
@@ -51,8 +52,9 @@ MARTS = ("mart_user_activity", "mart_product_sales", "mart_average_check")
 
 
 def replica_asset(table: str) -> Asset:
-    """The MySQL copy of one source table: replicate_from_pg_to_mysql updates it,
-    create_analytical_marts is scheduled on it."""
+    """The MySQL copy of one source table. Updated by replicate_from_pg_to_mysql (a full
+    copy) and by cdc_from_pg_to_mysql (the changes applied, every table at once);
+    create_analytical_marts is scheduled on the five of them."""
     return Asset(name=f"mysql_replica_{table}", uri=f"platform://mysql/replica/{table}")
 
 
@@ -205,6 +207,7 @@ class JobsOperator(BaseOperator):
         # explicitly for every secret the process gets, in case it ever prints one.
         _mask(env[name] for name in SECRET_ENV if env.get(name))
         self.log.info("running: %s", " ".join(argv))
+        self.output_started()
         # A scratch working directory: the binary must not pick up a stray .env.
         with tempfile.TemporaryDirectory(prefix="jobs-") as cwd:
             proc = subprocess.Popen(
@@ -221,7 +224,9 @@ class JobsOperator(BaseOperator):
             assert proc.stdout is not None
             try:
                 for line in proc.stdout:
-                    self.log.info("%s", line.rstrip("\n"))
+                    line = line.rstrip("\n")
+                    self.log.info("%s", line)
+                    self.read_line(line)
                 code = proc.wait()
             except BaseException:
                 # execution_timeout or a kill: never leave the job running behind us
@@ -229,6 +234,17 @@ class JobsOperator(BaseOperator):
                 raise
         if code != 0:
             raise RuntimeError(f"`jobs {' '.join(self.command)}` exited with status {code}")
+        self.succeeded(context)
+
+    # Hooks for operators that act on what the job printed (CdcOperator).
+    def output_started(self) -> None:
+        """Called before the process starts."""
+
+    def read_line(self, line: str) -> None:
+        """Called with each line of the job's output."""
+
+    def succeeded(self, context: Any) -> None:
+        """Called when the job exited with status 0, before the task succeeds."""
 
     def on_kill(self) -> None:
         proc = getattr(self, "_proc", None)
@@ -238,3 +254,66 @@ class JobsOperator(BaseOperator):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+# One line per table of `jobs cdc`'s closing summary (jobs/src/cdc/mod.rs):
+#   "orders     12 changes     10 upserted      2 deleted      0 quarantined      0 skipped"
+CDC_SUMMARY = re.compile(
+    r"^(?P<table>\w+)\s+(?P<changes>\d+) changes\s+(?P<upserted>\d+) upserted"
+    r"\s+(?P<deleted>\d+) deleted\s+(?P<quarantined>\d+) quarantined\s+(?P<skipped>\d+) skipped\s*$"
+)
+
+
+def cdc_summary(lines: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Per replicated table, the counts of a `jobs cdc` run's summary lines."""
+    summary = {}
+    for line in lines:
+        m = CDC_SUMMARY.match(line)
+        if m and m["table"] in TABLES:
+            summary[m["table"]] = {k: int(v) for k, v in m.groupdict().items() if k != "table"}
+    return summary
+
+
+class CdcOperator(JobsOperator):
+    """``jobs cdc --available-now``: applies every change PostgreSQL committed before the
+    run to the MySQL replicas (all tables), then exits.
+
+    Its outlets are the replicas' Assets (``replica_asset``). A run that changed no
+    replica row (nothing upserted or deleted, by the job's per-table summary) ends as
+    *skipped*, so it emits no asset event and the marts are not rebuilt for nothing;
+    otherwise each replica's event carries that table's counts as ``extra``. When the
+    summary cannot be read (an unexpected output), the events are emitted: a needless
+    marts build is the safe side.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(command=["cdc", "--available-now"], **kwargs)
+
+    def output_started(self) -> None:
+        self._summary: dict[str, dict[str, int]] = {}
+
+    def read_line(self, line: str) -> None:
+        self._summary.update(cdc_summary([line]))
+
+    def succeeded(self, context: Any) -> None:
+        summary = getattr(self, "_summary", {})
+        missing = [t for t in TABLES if t not in summary]
+        if missing:
+            self.log.warning(
+                "no summary line of jobs cdc for %s: emitting the replicas' asset events anyway",
+                ", ".join(missing),
+            )
+            return
+        if not any(c["upserted"] or c["deleted"] for c in summary.values()):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(
+                "no replica row changed: no asset event, the marts are not rebuilt"
+            )
+        events = context.get("outlet_events")
+        if events is None:  # (outside a task run)
+            return
+        for table in TABLES:
+            asset = replica_asset(table)
+            if any(getattr(o, "uri", None) == asset.uri for o in self.outlets):
+                events[asset].extra = {"source": "jobs cdc", **summary[table]}

@@ -6,14 +6,16 @@
 #   3. pytest, in the cached Airflow 3 virtualenv (infra/airflow/install-venv.sh):
 #      test_compose.py  services, ports and their bind address, healthchecks, dependency
 #                       conditions, images, no secret on a command line or fixed in a file
-#      test_dags.py     DAG import, ids, settings, no credentials in tasks
+#      test_dags.py     DAG import, ids, settings, Asset wiring (replicate and cdc ->
+#                       replicas -> marts), no credentials in tasks
 #      test_native_airflow.py  the local Airflow's environment (native.sh), no secret in argv
 #      test_cdc.py      change data capture: one connector config for both deployments,
 #                       the captured tables = `jobs list --json`, no password in it (and
 #                       on the running local stack: the connector runs, no password shown)
-#      test_dags_e2e.py every DAG with `airflow dags test` against the local stack, no
-#                       secret in a task log (needs `make up`; skipped while `jobs
-#                       replicate` does not exist)
+#      test_dags_e2e.py every DAG with `airflow dags test` against the local stack (the
+#                       CDC DAG: a PostgreSQL change reaches MySQL, the replica Assets
+#                       are updated, or none when nothing changed), no secret in a task
+#                       log (needs `make up`; skipped while `jobs replicate` does not exist)
 #   run.sh [pytest args...]     e.g. run.sh -k e2e
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

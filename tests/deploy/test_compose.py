@@ -16,7 +16,7 @@ from conftest import ROOT, read_dotenv, resolve_compose, run_compose_config
 SERVICES = {
     "postgres", "mysql", "kafka", "kafka-init", "spark-master", "spark-worker",
     "spark-connect", "pg-datagen", "kafka-datagen", "airflow-init", "airflow-apiserver",
-    "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register",
+    "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
 }
 ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register"}
 LONG_RUNNING = SERVICES - ONE_SHOT
@@ -26,6 +26,14 @@ DEPENDS_ON = {
     "kafka-init": {"kafka": "service_healthy"},
     "kafka-connect": {"kafka": "service_healthy", "postgres": "service_healthy"},
     "cdc-register": {"kafka-connect": "service_healthy"},
+    # the continuous change apply: the services it talks to, and the connector registered
+    "jobs-cdc": {
+        "postgres": "service_healthy",
+        "mysql": "service_healthy",
+        "kafka": "service_healthy",
+        "spark-connect": "service_healthy",
+        "cdc-register": "service_completed_successfully",
+    },
     "spark-worker": {"spark-master": "service_healthy"},
     "spark-connect": {"spark-master": "service_healthy", "spark-worker": "service_healthy"},
     "pg-datagen": {"postgres": "service_healthy"},
@@ -318,6 +326,42 @@ def test_airflow_settings(compose_config, dotenv):
         assert not any(k.startswith("_AIRFLOW_WWW_USER") for k in service_env), name
         if name != "airflow-apiserver":
             assert "AIRFLOW_ADMIN_PASSWORD" not in service_env, name
+
+
+def test_continuous_cdc_service(compose_config, dotenv):
+    """jobs-cdc: `jobs cdc` without --available-now (runs until SIGTERM), from the
+    platform image, restarted unless stopped; its secrets in its environment only (the
+    two database passwords and the Spark Connect token, nothing else), none on its
+    command line; and the Airflow DAG doing the same starts paused next to it."""
+    services = compose_config["services"]
+    service = services["jobs-cdc"]
+    assert service["image"] == services["pg-datagen"]["image"]  # the image with `jobs`
+    assert service["command"] == ["jobs", "cdc"]
+    assert not service.get("entrypoint")
+    assert service["restart"] == "unless-stopped"
+    assert "jobs cdc" in " ".join(service["healthcheck"]["test"])
+    env = service["environment"]
+    assert env["POSTGRES_PASSWORD"] == dotenv["POSTGRES_PASSWORD"]
+    assert env["MYSQL_PASSWORD"] == dotenv["MYSQL_PASSWORD"]
+    assert env["SPARK_CONNECT_TOKEN"] == dotenv["SPARK_CONNECT_TOKEN"]
+    assert {k for k in env if SECRET_KEYS.search(k)} == {
+        "POSTGRES_PASSWORD", "MYSQL_PASSWORD", "SPARK_CONNECT_TOKEN"}
+    # the endpoint without the token; the settings the other platform containers get
+    assert env["SPARK_REMOTE"] == "sc://spark-connect:15002"
+    assert env["CDC_TOPIC_PREFIX"] == dotenv.get("CDC_TOPIC_PREFIX", "pg")
+    for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_SCHEMA", "POSTGRES_USER", "MYSQL_HOST",
+                 "MYSQL_DB", "MYSQL_USER", "KAFKA_BOOTSTRAP_SERVERS"):
+        assert env[name] == services["pg-datagen"]["environment"][name], name
+    words = [*service["command"], *(service["healthcheck"]["test"])]
+    for value in secret_values(dotenv).values():
+        assert not [w for w in words if value in w.split() or (len(value) >= 6 and value in w)]
+    assert not service.get("ports")
+    # SIGTERM stops the streaming queries: time for it before a SIGKILL
+    assert service.get("stop_grace_period") == "1m0s"
+    for name in AIRFLOW_SERVICES:
+        airflow_env = services[name]["environment"]
+        assert airflow_env["PLATFORM_CDC_CONTINUOUS"] == "true", name
+        assert airflow_env["CDC_TOPIC_PREFIX"] == env["CDC_TOPIC_PREFIX"], name
 
 
 def test_airflow_secrets_are_not_fixed_in_the_repository(compose_config, compose_cmd):

@@ -11,6 +11,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -50,11 +51,12 @@ sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path, as her
 from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
 
-from platform_jobs import MARTS, TABLES  # noqa: E402
+from platform_jobs import MARTS, TABLES, replica_asset  # noqa: E402
 EXPECTED = {
     "replicate_from_pg_to_mysql": {f"replicate_{t}": ["replicate", "--table", t] for t in TABLES},
     "create_analytical_marts": {f"build_{m}": ["marts", "--mart", m] for m in MARTS},
     "stream_from_kafka_to_pg": {"stream_new_users": ["stream", "--available-now"]},
+    "cdc_from_pg_to_mysql": {"apply_changes": ["cdc", "--available-now"]},
 }
 
 
@@ -100,6 +102,48 @@ def test_marts_run_after_replication(dagbag):
     assert timetable == "AssetTriggeredTimetable", timetable
     consumed = {a.uri for a in marts.timetable.asset_condition.objects}
     assert consumed == produced
+
+
+def test_cdc_updates_the_replica_assets_the_marts_wait_for(dagbag):
+    """The CDC DAG's task updates the very Assets replication updates (all five at once),
+    so the marts, scheduled on all five, run after a CDC run as after a replication."""
+    replicate = dagbag.dags["replicate_from_pg_to_mysql"]
+    cdc = dagbag.dags["cdc_from_pg_to_mysql"]
+    (task,) = cdc.tasks
+    produced = [o.uri for o in task.outlets]
+    assert produced == [replica_asset(t).uri for t in TABLES]
+    assert set(produced) == {o.uri for t in replicate.tasks for o in t.outlets}
+    marts = dagbag.dags["create_analytical_marts"]
+    condition = marts.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAll", condition  # every replica, not any
+    assert {a.uri for a in condition.objects} == set(produced)
+    # and nothing else consumes them or feeds the marts
+    for dag in dagbag.dags.values():
+        if dag.dag_id != "create_analytical_marts":
+            assert type(dag.timetable).__name__ != "AssetTriggeredTimetable", dag.dag_id
+
+
+def test_cdc_is_scheduled_every_five_minutes(dagbag):
+    cdc = dagbag.dags["cdc_from_pg_to_mysql"]
+    assert cdc.schedule == timedelta(minutes=5), cdc.schedule
+    assert cdc.max_active_runs == 1 and cdc.catchup is False
+    (task,) = cdc.tasks
+    assert task.execution_timeout is not None and task.execution_timeout <= cdc.dagrun_timeout
+
+
+@pytest.mark.parametrize(
+    "value,paused", [("true", True), ("1", True), ("", False), ("false", False)]
+)
+def test_cdc_dag_starts_paused_next_to_a_continuous_cdc(monkeypatch, value, paused):
+    """docker compose runs `jobs cdc` continuously (jobs-cdc) and sets
+    PLATFORM_CDC_CONTINUOUS=true for Airflow: only one `jobs cdc` can run, so the DAG is
+    created paused there; the other DAGs are not affected."""
+    monkeypatch.setenv("PLATFORM_CDC_CONTINUOUS", value)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    assert bag.dags["cdc_from_pg_to_mysql"].is_paused_upon_creation is paused
+    for dag_id in set(EXPECTED) - {"cdc_from_pg_to_mysql"}:
+        assert bag.dags[dag_id].is_paused_upon_creation is False, dag_id
 
 
 def test_stream_is_scheduled(dagbag):
@@ -166,6 +210,7 @@ def test_environment_of_the_jobs_process():
     import platform_jobs
 
     base = {"PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
+            "CDC_TOPIC_PREFIX": "pg2",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://a:secret@h/db",
             "AIRFLOW_CONN_PLATFORM_POSTGRES": "x", "SOMETHING_ELSE": "y",
             # only the connection's token counts, never a stray variable of the worker
@@ -174,6 +219,7 @@ def test_environment_of_the_jobs_process():
     env = platform_jobs.child_env(base)
     assert env == {
         "PATH": "/usr/bin", "RUST_LOG": "debug", "JOBS_X": "1", "STREAM_SINK_ID": "s",
+        "CDC_TOPIC_PREFIX": "pg2",
         "POSTGRES_HOST": "pg.example", "POSTGRES_PORT": "5433", "POSTGRES_DB": "src_db",
         "POSTGRES_SCHEMA": "src_schema", "POSTGRES_USER": "pg_user",
         "POSTGRES_PASSWORD": SECRETS["pg"],
@@ -270,3 +316,66 @@ def test_operator_stops_the_binary_when_the_task_is_interrupted(dagbag, tmp_path
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _fake_jobs(tmp_path: Path, output: str, code: int = 0) -> Path:
+    fake = tmp_path / "jobs"
+    fake.write_text(f"#!/bin/sh\necho \"argv: $*\"\ncat <<'OUT'\n{output}OUT\nexit {code}\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def _summary(counts: dict[str, tuple[int, int, int]]) -> str:
+    """`jobs cdc`'s closing lines (jobs/src/cdc/mod.rs), with log lines around them."""
+    lines = ["2026-01-01T00:00:00Z  INFO changes committed table=users batch=0 changes=3"]
+    for table in TABLES:
+        upserted, deleted, quarantined = counts.get(table, (0, 0, 0))
+        changes = upserted + deleted + quarantined
+        lines.append(f"{table:<20} {changes:>7} changes  {upserted:>7} upserted  {deleted:>6} "
+                     f"deleted  {quarantined:>5} quarantined  {0:>6} skipped")
+    lines.append("applied the changes of 5 table(s) in 1.7s")
+    return "\n".join(lines) + "\n"
+
+
+def _run_cdc_task(dagbag, monkeypatch, fake: Path):
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    monkeypatch.setenv("PLATFORM_JOBS_BIN", str(fake))
+    task = dagbag.dags["cdc_from_pg_to_mysql"].get_task("apply_changes")
+    events = OutletEventAccessors()
+    task.execute(context={"outlet_events": events})
+    return {key.uri: accessor.extra for key, accessor in events._dict.items()}
+
+
+def test_cdc_task_with_changes_records_them_in_the_asset_events(dagbag, tmp_path, monkeypatch):
+    fake = _fake_jobs(tmp_path, _summary({"orders": (2, 1, 0), "users": (0, 0, 4)}))
+    extras = _run_cdc_task(dagbag, monkeypatch, fake)
+    assert set(extras) == {replica_asset(t).uri for t in TABLES}
+    assert extras[replica_asset("orders").uri] == {
+        "source": "jobs cdc", "changes": 3, "upserted": 2, "deleted": 1, "quarantined": 0,
+        "skipped": 0}
+    assert extras[replica_asset("products").uri]["changes"] == 0
+
+
+def test_cdc_task_that_changed_nothing_is_skipped(dagbag, tmp_path, monkeypatch):
+    """No replica row upserted or deleted (quarantined events change no replica): the
+    task is skipped, so it emits no asset event and the marts are not rebuilt."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    fake = _fake_jobs(tmp_path, _summary({"users": (0, 0, 2)}))
+    with pytest.raises(AirflowSkipException):
+        _run_cdc_task(dagbag, monkeypatch, fake)
+
+
+def test_cdc_task_with_an_unreadable_summary_emits_the_events(dagbag, tmp_path, monkeypatch):
+    """An output the operator cannot read (a table's line missing) must not hide changes:
+    the events are emitted (a needless marts build is the safe side)."""
+    partial = "\n".join(line for line in _summary({}).splitlines() if not line.startswith("orders"))
+    extras = _run_cdc_task(dagbag, monkeypatch, _fake_jobs(tmp_path, partial + "\n"))
+    assert extras == {}  # (no extra, but the task succeeds: Airflow emits its outlets)
+
+
+def test_cdc_task_fails_when_the_job_fails(dagbag, tmp_path, monkeypatch):
+    fake = _fake_jobs(tmp_path, "jobs cdc is already running (another process holds its lock)\n", 1)
+    with pytest.raises(RuntimeError, match="status 1"):
+        _run_cdc_task(dagbag, monkeypatch, fake)
