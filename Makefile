@@ -47,6 +47,12 @@ demo: up
 	target/release/jobs replicate
 	target/release/jobs marts
 	target/release/jobs stream --available-now
+# Change data capture: what Debezium captured so far (on a first run, its snapshot of
+# the five tables), then a live workload on PostgreSQL (orders placed and delivered,
+# prices changed, lines and customers removed) and its changes applied to MySQL.
+	target/release/jobs cdc --available-now
+	target/release/datagen changes --count 200
+	target/release/jobs cdc --available-now
 	@echo
 	@target/release/jobs summary
 	@echo

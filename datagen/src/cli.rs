@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::changes::ChangesArgs;
 use crate::kafka::KafkaArgs;
 use crate::pg::PgArgs;
 
@@ -21,4 +22,7 @@ pub enum Command {
     Pg(PgArgs),
     /// Produce user registration events to Kafka
     Kafka(KafkaArgs),
+    /// Insert, update and delete rows of the PostgreSQL tables, one shop action per
+    /// transaction (a live source for change data capture)
+    Changes(ChangesArgs),
 }

@@ -5,7 +5,10 @@
 //!   PostgreSQL with `COPY` in one transaction.
 //! - [`kafka`]: user registration events (optionally mixed with malformed ones) for the
 //!   `new_user_events` topic.
+//! - [`changes`]: a live workload of inserts, updates and deletes on the PostgreSQL
+//!   tables, for change data capture to carry to MySQL.
 
+pub mod changes;
 pub mod cli;
 pub mod kafka;
 pub mod pg;

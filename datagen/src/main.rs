@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pg(args) => pg(&args).await,
         Command::Kafka(args) => kafka(&args).await,
+        Command::Changes(args) => changes(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -28,6 +29,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn changes(args: &datagen::changes::ChangesArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // The whole chain: the database's own message is the useful part.
+    let t = datagen::changes::run(args)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    tracing::info!(
+        "{} transactions in {:.1} s: {} rows inserted, {} updated, {} deleted",
+        args.count,
+        started.elapsed().as_secs_f64(),
+        t.inserted,
+        t.updated,
+        t.deleted
+    );
+    Ok(())
 }
 
 async fn pg(args: &PgArgs) -> anyhow::Result<()> {

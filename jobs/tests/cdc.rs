@@ -434,3 +434,20 @@ async fn a_source_truncated_and_loaded_again_reaches_mysql() {
     cdc_available_now();
     assert_replicas_equal_sources(&pg, &my).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shop_workload_of_datagen_changes_reaches_mysql() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    let datagen = testkit::workspace_root().join("target/release/datagen");
+    let out = std::process::Command::new(datagen)
+        .args(["changes", "--count", "300", "--seed", "5"])
+        .output()
+        .expect("datagen changes");
+    assert!(
+        out.status.success(),
+        "datagen changes failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cdc_available_now();
+    assert_replicas_equal_sources(&pg, &my).await;
+}

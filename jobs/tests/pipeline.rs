@@ -25,6 +25,17 @@ async fn replicate_copies_every_table_exactly_and_a_rerun_changes_nothing() {
         assert!(out.contains(t.name), "summary lacks {}: {out}", t.name);
     }
     assert_replicas_equal_sources(&pg, &my).await;
+    // The verification alone agrees, one line per table (jobs/tests/verify.rs: when not).
+    let verified = support::run_ok(&["replicate", "--verify-only"]);
+    for t in &TABLES {
+        assert!(
+            verified
+                .lines()
+                .any(|l| l.starts_with(t.name) && l.contains(" rows  verified")),
+            "{} not verified: {verified}",
+            t.name
+        );
+    }
 
     // The MySQL DDL of infra/db survives: keys and exact types, no LONGTEXT.
     let (key,): (String,) = sqlx::query_as(

@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
 use crate::{Settings, out};
 
-/// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantine.
+/// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantines.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
@@ -22,6 +22,8 @@ pub struct Summary {
     pub tables: Vec<(&'static str, i64, i64)>,
     pub marts: Vec<(&'static str, i64)>,
     pub quarantined: i64,
+    /// Change events `jobs cdc` could not apply (MySQL cdc_quarantine).
+    pub cdc_quarantined: i64,
 }
 
 pub async fn collect(pg: &PgPool, my: &MySqlPool) -> Result<Summary> {
@@ -56,10 +58,16 @@ pub async fn collect(pg: &PgPool, my: &MySqlPool) -> Result<Summary> {
         .fetch_one(pg)
         .await
         .context("cannot count users_quarantine")?;
+    let (cdc_quarantined,): (i64,) =
+        sqlx::query_as("SELECT CAST(COUNT(*) AS SIGNED) FROM cdc_quarantine")
+            .fetch_one(my)
+            .await
+            .context("cannot count MySQL table cdc_quarantine")?;
     Ok(Summary {
         tables,
         marts,
         quarantined,
+        cdc_quarantined,
     })
 }
 
@@ -73,6 +81,7 @@ impl std::fmt::Display for Summary {
         for (m, rows) in &self.marts {
             writeln!(f, "{m:<22} {rows:>12}")?;
         }
-        write!(f, "{:<22} {:>12}", "users_quarantine", self.quarantined)
+        writeln!(f, "{:<22} {:>12}", "users_quarantine", self.quarantined)?;
+        write!(f, "{:<22} {:>12}", "cdc_quarantine", self.cdc_quarantined)
     }
 }
