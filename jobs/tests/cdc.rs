@@ -451,3 +451,24 @@ async fn the_shop_workload_of_datagen_changes_reaches_mysql() {
     cdc_available_now();
     assert_replicas_equal_sources(&pg, &my).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_topic_of_a_table_without_replica_is_named_and_left_alone() {
+    let table = support::unique("cdc_unknown").replace('-', "_");
+    let topic = format!(
+        "{}.{}.{table}",
+        support::var("CDC_TOPIC_PREFIX"),
+        support::postgres().schema
+    );
+    support::create_topic(&topic, 1).await;
+    support::produce(&topic, &[r#"{"op":"c","after":{"id":1}}"#.to_string()]).await;
+    let (out, _, stderr) = support::run(&["cdc", "--available-now"]);
+    support::delete_topic(&topic).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "change topic of table {table}, which has no MySQL replica"
+        )),
+        "{stderr}"
+    );
+}
