@@ -3,14 +3,14 @@
 //! back (updated, deleted, inserted directly in MySQL), and passes again once
 //! `jobs replicate` has reloaded the table. Needs the default data set (`datagen pg`).
 //!
-//! Other tests (and a `jobs cdc` left running) write the same databases meanwhile, so
-//! the test changes `product_categories`, which they only append to, at keys far from
-//! theirs, waits for a running change apply to catch up after each reload, and repeats
-//! a step whose premise another run destroyed (see each step).
+//! Other tests, `datagen changes` and a `jobs cdc` left running write the same databases
+//! meanwhile, so the test changes `product_categories`, which they at most append to, at
+//! keys far from theirs, and repeats a step whose premise another process destroyed:
+//! a reload makes a running `jobs cdc` replay the table's change topic over the replica
+//! at its next change event, whenever that comes, which restores the rows the test
+//! changed (see each step).
 
 mod support;
-
-use std::time::{Duration, Instant};
 
 use sqlx::{AssertSqlSafe, MySqlPool};
 
@@ -36,61 +36,14 @@ impl Drop for Restore {
     }
 }
 
-/// When a `jobs cdc` is running (its lock is held), waits until it has applied the
-/// table's change topic up to its end: a reload rewinds the apply, which then replays
-/// the topic over the table and would undo the test's changes to the replica.
-async fn wait_for_change_apply(my: &MySqlPool) {
-    let lock = format!("finals.{}.jobs cdc", support::var("MYSQL_DB"));
-    let (holder,): (Option<i64>,) = sqlx::query_as("SELECT IS_USED_LOCK(?)")
-        .bind(&lock)
-        .fetch_one(my)
-        .await
-        .expect("IS_USED_LOCK");
-    if holder.is_none() {
-        return;
-    }
-    let topic = format!(
-        "{}.{}.{TABLE}",
-        support::var("CDC_TOPIC_PREFIX"),
-        support::postgres().schema
-    );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let ends = jobs::stream::position::kafka_watermarks(&support::kafka(), &topic)
-            .await
-            .expect("the change topic's offsets");
-        let applied: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT kafka_partition, next_offset FROM cdc_sink_offsets \
-             WHERE sink_id = ? AND topic = ?",
-        )
-        .bind(format!("cdc_{TABLE}"))
-        .bind(&topic)
-        .fetch_all(my)
-        .await
-        .expect("cdc_sink_offsets");
-        let caught_up = ends
-            .iter()
-            .all(|(p, (_, end))| applied.iter().any(|(ap, next)| ap == p && next >= end));
-        if caught_up {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the running jobs cdc has not applied {topic} up to {ends:?} within 180s: {applied:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// `jobs replicate --table TABLE`, then `--verify-only` must pass; returns its stdout.
 /// A writer of the source that no change apply follows (another test) can move the
-/// source on between the two runs, so a failed verification is retried after a new
-/// reload, three times at most.
-async fn reload_then_verify(my: &MySqlPool) -> String {
+/// source on between the two runs, and a replay in several batches can be caught
+/// midway, so a failed verification is retried after a new reload, three times at most.
+fn reload_then_verify() -> String {
     let mut failures = Vec::new();
     for _ in 0..3 {
         support::run_ok(&["replicate", "--table", TABLE]);
-        wait_for_change_apply(my).await;
         let (out, stdout, stderr) = support::run(&["replicate", "--verify-only", "--table", TABLE]);
         if out.status.success() {
             let line = stdout
@@ -148,7 +101,7 @@ async fn verify_only_names_each_changed_key_range_and_passes_after_a_reload() {
     let my = support::mysql_pool().await;
     // Armed before anything changes: also undoes what an interrupted earlier run left.
     let mut restore = Restore { armed: true };
-    reload_then_verify(&my).await;
+    reload_then_verify();
 
     let (updated,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT CAST(MIN({KEY}) AS SIGNED) FROM {TABLE}"
@@ -163,8 +116,8 @@ async fn verify_only_names_each_changed_key_range_and_passes_after_a_reload() {
     .await
     .expect("a key in the middle");
 
-    // A reload by another run between the changes and the verification would erase
-    // them (and the verification would pass): then the changes are made again.
+    // A replay of the change topic (above) or a reload by another run between the
+    // changes and the verification would undo them: then they are made again.
     let mut attempt = 0;
     let (stdout, stderr) = loop {
         attempt += 1;
@@ -184,7 +137,7 @@ async fn verify_only_names_each_changed_key_range_and_passes_after_a_reload() {
         .await
         .expect("delete a replica row");
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {TABLE} ({KEY}, name, parent_category_id) \
+            "REPLACE INTO {TABLE} ({KEY}, name, parent_category_id) \
              VALUES (?, 'only in the replica', NULL)"
         )))
         .bind(EXTRA_KEY)
@@ -226,7 +179,7 @@ async fn verify_only_names_each_changed_key_range_and_passes_after_a_reload() {
     );
 
     // A reload restores the replica: the verification passes again.
-    reload_then_verify(&my).await;
+    reload_then_verify();
     restore.armed = false;
 }
 
@@ -239,4 +192,45 @@ fn named_ranges_reads_single_keys_and_spans() {
         named_ranges(line),
         vec![(1, 1), (10, 12), (2_000_000_000, 2_000_000_000)]
     );
+}
+
+/// The verification opens its snapshots under the tables' named locks, so it waits for
+/// a run of `jobs replicate` that holds one, for a bounded time, then says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_only_waits_for_a_replication_in_progress_then_fails_clearly() {
+    let my = support::mysql_pool().await;
+    let mut held = my.acquire().await.expect("connection");
+    let lock = format!("finals.{}.products", support::var("MYSQL_DB"));
+    let (got,): (i64,) = sqlx::query_as("SELECT GET_LOCK(?, 5)")
+        .bind(&lock)
+        .fetch_one(&mut *held)
+        .await
+        .expect("GET_LOCK");
+    assert_eq!(got, 1);
+    let (out, _, stderr) = support::run(&[
+        "replicate",
+        "--verify-only",
+        "--table",
+        "products",
+        "--lock-wait-secs",
+        "1",
+    ]);
+    // Released here, not by dropping: the pool would keep the session, and the lock.
+    sqlx::query("DO RELEASE_LOCK(?)")
+        .bind(&lock)
+        .execute(&mut *held)
+        .await
+        .expect("RELEASE_LOCK");
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("MySQL table products is busy: another run has held it for more than 1s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_only_and_the_benchmark_baseline_exclude_each_other() {
+    let (out, _, stderr) = support::run(&["replicate", "--verify-only", "--baseline"]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
