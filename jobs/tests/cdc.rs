@@ -472,3 +472,33 @@ async fn a_change_topic_of_a_table_without_replica_is_named_and_left_alone() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_apply_replays_a_reloaded_table_without_waiting_for_its_next_change() {
+    let (pg, my) = (support::pg_pool().await, support::mysql_pool().await);
+    cdc_available_now();
+    let job = Job::spawn();
+    tokio::time::sleep(Duration::from_secs(10)).await; // its queries are running
+    support::run_ok(&["replicate", "--table", "products"]);
+    // The reload set the table's position back to 0; no change of products follows,
+    // yet the running job must replay the topic over the reloaded copy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (next,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(next_offset) FROM cdc_sink_offsets WHERE target_table = 'products'",
+        )
+        .fetch_one(&my)
+        .await
+        .expect("offsets");
+        if next.is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running apply did not replay the reloaded table"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    job.kill9();
+    assert_replicas_equal_sources(&pg, &my).await;
+}

@@ -271,6 +271,15 @@ async fn follow(
                     }
                 }
                 State::Running(running) => match running.check().await {
+                    Ok(true) if running.reloaded(pool).await.unwrap_or(false) => {
+                        tracing::info!(
+                            table,
+                            "the replica was reloaded by jobs replicate; restarting its apply \
+                             from MySQL's offsets"
+                        );
+                        running.stop().await;
+                        Some(State::Backoff(Instant::now(), Duration::ZERO))
+                    }
                     Ok(true) => None,
                     Ok(false) => Some(State::Done),
                     Err(e) if query::replica_reloaded(&e) => {

@@ -134,6 +134,8 @@ async fn checkpoint_root(spark: &SparkSession, opts: &CdcOptions) -> Result<Stri
 pub struct Running {
     pub table: &'static str,
     query: StreamingQuery,
+    /// The table's progress generation the query started from.
+    generation: i64,
 }
 
 impl Running {
@@ -154,6 +156,19 @@ impl Running {
             Some(e) => bail!("{}", e.message),
             None => Ok(false),
         }
+    }
+
+    /// True when `jobs replicate` reloaded the table since the query started. The
+    /// sink notices it at its next commit, but a table without new changes commits
+    /// nothing, so the job looks too: the reload's lost changes must be replayed now.
+    pub async fn reloaded(&self, pool: &MySqlPool) -> Result<bool> {
+        let (generation,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(generation) FROM cdc_sink_offsets WHERE sink_id = ?")
+                .bind(sink_id(self.table))
+                .fetch_one(pool)
+                .await
+                .context("cannot read the change apply's generation (cdc_sink_offsets)")?;
+        Ok(generation.is_some_and(|g| g != self.generation))
     }
 
     pub async fn stop(&self) {
@@ -247,7 +262,11 @@ pub async fn start(
         .await
         .with_context(|| format!("Spark could not start the change apply of {table}"))?;
     tracing::info!(table, %topic, starting = %starting, generation, "change apply started");
-    Ok(Running { table, query })
+    Ok(Running {
+        table,
+        query,
+        generation,
+    })
 }
 
 /// What the sink committed for one batch (`cdc_sink_commits`).
