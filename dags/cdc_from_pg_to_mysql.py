@@ -14,9 +14,9 @@ row is *skipped*: no asset event, no marts build.
 Where it runs: this DAG is for deployments without a continuous `jobs cdc` - the local
 stack (`make up-airflow`) and Airflow-only installations. Only one `jobs cdc` may run
 at a time (a second one refuses to start), and docker compose runs the continuous
-`jobs-cdc` service (changes in MySQL within seconds), so there the Airflow services set
-PLATFORM_CDC_CONTINUOUS=true and this DAG is created *paused*. To use the DAG instead,
-stop the service (`docker compose stop jobs-cdc`; `docker compose up -d --scale
+`jobs-cdc` service (a micro-batch per table every second), so there the Airflow
+services set PLATFORM_CDC_CONTINUOUS=true and this DAG is created *paused*. To use the
+DAG instead, stop the service (`docker compose stop jobs-cdc`; `docker compose up -d --scale
 jobs-cdc=0` keeps it stopped across `up`), then unpause the DAG; a run while the
 service runs fails with "jobs cdc is already running". (Paused-at-creation applies when
 Airflow first sees the DAG; later the pause switch is yours.) With the continuous
