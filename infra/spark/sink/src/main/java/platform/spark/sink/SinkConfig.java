@@ -144,6 +144,7 @@ final class SinkConfig implements Serializable {
 
   @Override
   public String toString() {
-    return target + ", mode=" + mode.option;
+    return "sinkId=" + sinkId + ", user=" + user + ", passwordEnv=" + target.passwordEnv
+        + ", mode=" + mode.option + ", lockTimeoutMs=" + lockTimeoutMs;
   }
 }
