@@ -149,6 +149,7 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
     // Every job, and runs that fail inside Spark.
     support::run_ok(&["replicate", "--table", "product_categories"]);
     support::run_ok(&["marts", "--mart", "mart_average_check"]);
+    support::run_ok(&["cdc", "--available-now"]);
     let topic = support::unique("secrets_it");
     support::create_topic(&topic, 1).await;
     support::produce(
@@ -229,6 +230,28 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
             starts.push(format!("{app}/api/v1/applications/{id}/{api}"));
         }
     }
+    // Kafka Connect's REST API: the connector's config and its tasks' configs hold
+    // only a reference to the PostgreSQL password.
+    let connect = format!("http://localhost:{}", port("KAFKA_CONNECT_PORT"));
+    let connector = support::var("CDC_CONNECTOR");
+    for api in [
+        "connectors?expand=info&expand=status".to_string(),
+        format!("connectors/{connector}/config"),
+        format!("connectors/{connector}/tasks"),
+        format!("connectors/{connector}/offsets"),
+    ] {
+        starts.push(format!("{connect}/{api}"));
+    }
+    let config = ureq::get(format!("{connect}/connectors/{connector}/config"))
+        .call()
+        .expect("Kafka Connect REST API")
+        .body_mut()
+        .read_to_string()
+        .expect("connector config");
+    assert!(
+        config.contains("${env:POSTGRES_PASSWORD}"),
+        "the connector config does not reference the password: {config}"
+    );
     let pages = crawl(&starts, &secrets, &mut found);
     assert!(pages > 50, "only {pages} pages crawled");
 
