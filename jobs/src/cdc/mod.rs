@@ -11,14 +11,12 @@ pub mod changes;
 pub mod query;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::schema;
 use sqlx::MySqlPool;
-use tokio::signal::unix::SignalKind;
 
 use crate::mysql::staging::{LockArgs, lock_name};
 use crate::output::one_line;
@@ -86,7 +84,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     }
     let spark = crate::spark::connect_named(&settings.spark, "jobs-cdc", "jobs-cdc").await?;
     query::warn_unreplicated_topics(&settings.kafka, &opts, &tables).await;
-    let stop = stop_signal();
+    let stop = crate::spark::shutdown::requested();
     let started = Instant::now();
     let totals = follow(settings, &spark, (&pool, &pg), &opts, &tables, &stop).await;
     for (table, t) in &totals.per_table {
@@ -202,27 +200,6 @@ async fn claim(
         "jobs cdc is already running (another process holds its lock); not starting a second one"
     );
     Ok(conn)
-}
-
-fn stop_signal() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
-        tracing::info!("shutdown requested");
-        flag.store(true, Ordering::SeqCst);
-    });
-    stop
 }
 
 #[derive(Debug, Default)]

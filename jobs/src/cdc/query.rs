@@ -112,24 +112,6 @@ pub fn starting_offsets(
     (serde_json::json!({ topic: start }).to_string(), lost)
 }
 
-async fn checkpoint_root(spark: &SparkSession, opts: &CdcOptions) -> Result<String> {
-    if let Some(dir) = &opts.checkpoint_location {
-        return Ok(dir.trim_end_matches('/').to_string());
-    }
-    let s = spark.clone();
-    let base = blocking(move || s.conf().get("spark.sql.streaming.checkpointLocation"))
-        .await
-        .context("cannot read the Connect server's checkpoint location")?
-        .unwrap_or_default();
-    if base.is_empty() {
-        bail!(
-            "the Spark Connect server has no spark.sql.streaming.checkpointLocation: set \
-             CDC_CHECKPOINT_LOCATION"
-        );
-    }
-    Ok(format!("{}/cdc", base.trim_end_matches('/')))
-}
-
 /// A started query of one table.
 pub struct Running {
     pub table: &'static str,
@@ -209,7 +191,13 @@ pub async fn start(
     }
     let checkpoint = format!(
         "{}/{table}/{}",
-        checkpoint_root(spark, opts).await?,
+        crate::spark::checkpoint_dir(
+            spark,
+            opts.checkpoint_location.as_deref(),
+            "cdc",
+            "CDC_CHECKPOINT_LOCATION"
+        )
+        .await?,
         uuid::Uuid::new_v4().simple()
     );
     let source = spark

@@ -18,6 +18,7 @@
 //! run takes the first id the server has not closed.
 
 pub mod jdbc;
+pub mod shutdown;
 mod side_by_side;
 
 pub use side_by_side::{all_or_report, side_by_side};
@@ -102,6 +103,32 @@ async fn tag(session: &SparkSession, run_name: &str) -> Result<String> {
         .await
         .with_context(|| format!("cannot tag the Spark Connect operations with {tag}"))?;
     Ok(tag)
+}
+
+/// A streaming query's checkpoint directory: `explicit` (a job's flag), else the
+/// Connect server's `spark.sql.streaming.checkpointLocation` / `sub`. `setting` names
+/// the job's variable for the error when neither exists.
+pub async fn checkpoint_dir(
+    spark: &SparkSession,
+    explicit: Option<&str>,
+    sub: &str,
+    setting: &str,
+) -> Result<String> {
+    if let Some(dir) = explicit {
+        return Ok(dir.trim_end_matches('/').to_string());
+    }
+    let s = spark.clone();
+    let base = blocking(move || s.conf().get("spark.sql.streaming.checkpointLocation"))
+        .await
+        .context("cannot read the Connect server's checkpoint location")?
+        .unwrap_or_default();
+    if base.is_empty() {
+        bail!(
+            "the Spark Connect server has no spark.sql.streaming.checkpointLocation: set \
+             {setting}"
+        );
+    }
+    Ok(format!("{}/{sub}", base.trim_end_matches('/')))
 }
 
 /// The id of generation `generation` of the named session `key`: deterministic, and

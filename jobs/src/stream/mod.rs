@@ -9,13 +9,11 @@ pub mod events;
 pub mod position;
 pub mod query;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use sqlx::PgPool;
-use tokio::signal::unix::SignalKind;
 
 pub use query::{StreamOptions, Totals};
 
@@ -113,25 +111,7 @@ async fn run_loop(
     pg_pool: &PgPool,
     opts: &StreamOptions,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("cannot listen for SIGTERM: {e}");
-                    return;
-                }
-            };
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-            tracing::info!("shutdown requested");
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = crate::spark::shutdown::requested();
     let started = Instant::now();
     let mut backoff = Duration::from_secs(2);
     loop {

@@ -84,25 +84,13 @@ pub async fn stop_leftover(spark: &SparkSession, name: &str) -> Result<()> {
 /// server's `spark.sql.streaming.checkpointLocation` / the query name (as Spark
 /// itself would choose; the job passes it explicitly so both agree).
 pub async fn checkpoint_location(spark: &SparkSession, opts: &StreamOptions) -> Result<String> {
-    if let Some(dir) = &opts.checkpoint_location {
-        return Ok(dir.trim_end_matches('/').to_string());
-    }
-    let s = spark.clone();
-    let base = blocking(move || s.conf().get("spark.sql.streaming.checkpointLocation"))
-        .await
-        .context("cannot read the Connect server's checkpoint location")?
-        .unwrap_or_default();
-    if base.is_empty() {
-        bail!(
-            "the Spark Connect server has no spark.sql.streaming.checkpointLocation: set \
-             STREAM_CHECKPOINT_LOCATION"
-        );
-    }
-    Ok(format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        opts.query_name()
-    ))
+    crate::spark::checkpoint_dir(
+        spark,
+        opts.checkpoint_location.as_deref(),
+        &opts.query_name(),
+        "STREAM_CHECKPOINT_LOCATION",
+    )
+    .await
 }
 
 pub async fn start(
