@@ -70,7 +70,7 @@ init_postgres() {
   (
     export PGHOST="$PG_DIR/run" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
       APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" APP_USER="$POSTGRES_USER" \
-      APP_PASSWORD="$POSTGRES_PASSWORD"
+      APP_PASSWORD="$POSTGRES_PASSWORD" APP_DWH_DB="$DWH_DB"
     "$ROOT/infra/db/postgres/init.sh"
   ) >>"$LOGS/postgres-init.log" 2>&1 || die "PostgreSQL init failed; see $LOGS/postgres-init.log"
 }
