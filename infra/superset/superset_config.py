@@ -6,7 +6,12 @@ platform's server). Nothing secret is in this file."""
 
 import os
 
+import pymysql
 from sqlalchemy.engine import URL
+
+# Superset's MySQL engine spec imports MySQLdb (mysqlclient, a C extension) for its type
+# codes whatever the driver; the connections use PyMySQL, which stands in for it.
+pymysql.install_as_MySQLdb()
 
 
 def _required(name: str) -> str:
