@@ -61,6 +61,9 @@ demo: up
 	target/release/jobs cdc --available-now
 	target/release/datagen changes --count 200
 	target/release/jobs cdc --available-now
+# The data vault warehouse (database DWH_DB): hubs, links and satellites with the full
+# history, loaded from the same change topics.
+	target/release/jobs dwh --available-now
 	@echo
 	@target/release/jobs summary
 	@echo
