@@ -149,7 +149,9 @@ fn pace(args: &KafkaArgs) -> Result<Pace, KafkaError> {
             "--rate {r} must be a number of events per second >= 0"
         )),
         (Some(0.0), _) => Ok(Pace::Unlimited),
-        (Some(r), _) => Ok(Pace::Every(Duration::from_secs_f64(1.0 / r))),
+        (Some(r), _) => Duration::try_from_secs_f64(1.0 / r)
+            .map(Pace::Every)
+            .or_else(|_| bad(format!("--rate {r} is too slow to pace events"))),
         (None, Some(_)) => Ok(Pace::Unlimited),
         (None, None) if !args.period_secs.is_finite() || args.period_secs <= 0.0 => bad(format!(
             "KAFKA_DATAGEN_PERIOD_SECS / --period-secs {} must be > 0",

@@ -91,8 +91,16 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document with this server's limits (from its `.env`) as the maxima.
+async fn openapi(State(runs): State<Arc<Runs>>) -> Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let l = runs.limits();
+    let props = &mut doc["components"]["schemas"]["RunRequest"]["properties"];
+    if props.is_object() {
+        props["count"]["maximum"] = l.max_count.max(l.max_pg_users).into();
+        props["rate"]["maximum"] = l.max_rate.into();
+    }
+    Json(doc)
 }
 
 /// The server answers (for healthchecks).

@@ -37,20 +37,54 @@ pub struct RunRequest {
     /// Events (kafka) or users (postgres; the other tables scale with it, in the
     /// proportions of `PG_DATAGEN_*`). At least 1, at most `GENERATOR_MAX_COUNT` /
     /// `GENERATOR_MAX_PG_USERS`.
-    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "whole::number")]
+    #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
     pub count: u64,
-    /// Events per second (kafka only), above 0 and at most `GENERATOR_MAX_RATE`;
-    /// omitted: at `GENERATOR_MAX_RATE`.
+    /// Events per second (kafka only), from 0.01 to `GENERATOR_MAX_RATE`; omitted:
+    /// at `GENERATOR_MAX_RATE`.
     #[serde(default)]
-    #[schema(exclusive_minimum = 0.0)]
+    #[schema(minimum = 0.01)]
     pub rate: Option<f64>,
     /// Share of malformed events, 0 to 1 (kafka only).
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub bad_ratio: Option<f64>,
     /// Seed of the generated content; omitted: from the clock (kafka), 42 (postgres).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub seed: Option<u64>,
+}
+
+/// The slowest pace a run may ask for (one event every 100 s).
+pub const MIN_RATE: f64 = 0.01;
+
+/// Whole numbers as JSON may write them: `5` and `5.0` alike (JSON Schema's `integer`).
+mod whole {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    fn to_u64<E: Error>(n: serde_json::Number) -> Result<u64, E> {
+        if let Some(u) = n.as_u64() {
+            return Ok(u);
+        }
+        match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+            _ => Err(E::custom(format!(
+                "invalid value: {n}, expected a whole number from 0 to {}",
+                u64::MAX
+            ))),
+        }
+    }
+
+    pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        to_u64(serde_json::Number::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(to_u64)
+            .transpose()
+    }
 }
 
 /// Where a run is.
@@ -139,6 +173,12 @@ impl Limits {
         if r.count == 0 {
             return Err("count must be at least 1".into());
         }
+        // The document says int64, as most clients store integers.
+        if let Some(seed) = r.seed
+            && seed > i64::MAX as u64
+        {
+            return Err(format!("seed {seed} must be at most {}", i64::MAX));
+        }
         match r.target {
             Target::Kafka => {
                 if r.count > self.max_count {
@@ -148,9 +188,9 @@ impl Limits {
                     ));
                 }
                 let rate = r.rate.unwrap_or(self.max_rate);
-                if !rate.is_finite() || rate <= 0.0 {
+                if !rate.is_finite() || rate < MIN_RATE {
                     return Err(format!(
-                        "rate {rate} must be a number of events per second above 0 (omit it for the fastest allowed)"
+                        "rate {rate} must be a number of events per second of at least {MIN_RATE}, above 0 (omit it for the fastest allowed)"
                     ));
                 }
                 if rate > self.max_rate {
@@ -383,7 +423,7 @@ impl Runs {
             total,
             run.destination
         );
-        tokio::spawn(execute(run, job).instrument(tracing::info_span!("run", id)));
+        tokio::spawn(supervise(run, job).instrument(tracing::info_span!("run", id)));
         Ok(view)
     }
 
@@ -479,6 +519,21 @@ impl Runs {
 enum Job {
     Kafka(Box<KafkaArgs>),
     Postgres(Box<PgArgs>),
+}
+
+/// Runs the job in a task of its own, so that even a bug that panics ends the run as
+/// failed instead of leaving it `running` for ever.
+async fn supervise(run: Arc<Run>, job: Job) {
+    let inner = run.clone();
+    let task = tokio::spawn(execute(inner, job).in_current_span());
+    if let Err(e) = task.await {
+        tracing::error!("run {} crashed: {e}", run.id);
+        run.finish(
+            Status::Failed,
+            Some(format!("internal error: {e}")),
+            BTreeMap::new(),
+        );
+    }
 }
 
 async fn execute(run: Arc<Run>, job: Job) {
