@@ -7,13 +7,14 @@ CARGO ?= cargo
 PROFILE := --release
 
 # (up-airflow: see below)
-.PHONY: help install build up up-airflow down status demo test fmt-check clippy unit-tests integration-tests
+.PHONY: help install build up up-airflow up-generator down status demo test fmt-check clippy unit-tests integration-tests generator-fuzz
 
 help:
 	@echo "make demo    run the platform on the local stack"
 	@echo "make test    everything CI checks: fmt, clippy, unit and integration tests"
 	@echo "make up | down | status    the local stack (infra/local)"
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
+	@echo "make up-generator          the local stack plus the generator service on :8090"
 	@echo "make compat                the jobs and integration tests on each supported Spark version"
 
 install:
@@ -29,6 +30,10 @@ up: build
 # which then runs the DAGs against the local stack as the docker deployment does.
 up-airflow: up
 	@infra/airflow/native.sh up
+
+# The generator service (`datagen serve`: page and JSON API) on GENERATOR_PORT, detached.
+up-generator: up
+	@$(STACK) up-generator
 
 down:
 	@if [ -x infra/airflow/native.sh ]; then infra/airflow/native.sh down; fi
@@ -70,11 +75,16 @@ unit-tests: build
 # Integration tests talk to the real services of the local stack; the pipeline tests
 # need the default data set, which `datagen pg` makes (a no-op when it is there).
 integration-tests: up
+	@$(STACK) install-browser
 	target/release/datagen pg
 	$(CARGO) test $(PROFILE) --locked --workspace --test '*' -- --test-threads=1
 	cd infra/spark/sink && mvn -B -q -Dstyle.color=never test
 
-test: fmt-check clippy unit-tests integration-tests deploy-check
+test: fmt-check clippy unit-tests integration-tests generator-fuzz deploy-check
+
+# The generator service's API against its OpenAPI document (Schemathesis).
+generator-fuzz: build
+	tests/generator/fuzz.sh
 
 # The Spark version matrix: the jobs and the integration tests on each supported Spark
 # version (tests/compat.sh; not part of `make test`, which tests the .env version).

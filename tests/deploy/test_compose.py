@@ -17,6 +17,7 @@ SERVICES = {
     "postgres", "mysql", "kafka", "kafka-init", "spark-master", "spark-worker",
     "spark-connect", "pg-datagen", "kafka-datagen", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
+    "generator",
 }
 ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register"}
 LONG_RUNNING = SERVICES - ONE_SHOT
@@ -38,6 +39,7 @@ DEPENDS_ON = {
     "spark-connect": {"spark-master": "service_healthy", "spark-worker": "service_healthy"},
     "pg-datagen": {"postgres": "service_healthy"},
     "kafka-datagen": {"kafka-init": "service_completed_successfully"},
+    "generator": {"postgres": "service_healthy", "kafka-init": "service_completed_successfully"},
     "airflow-init": {
         "postgres": "service_healthy",
         "mysql": "service_healthy",
@@ -64,6 +66,7 @@ PUBLISHED = {
     "mysql": {("MYSQL_PORT", 3306)},
     "kafka": {("KAFKA_PORT", 9092)},
     "kafka-connect": {("KAFKA_CONNECT_PORT", 8083)},
+    "generator": {("GENERATOR_PORT", 8090)},
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
 # What .env holds that is secret: its values must never be on a command line.
@@ -505,3 +508,14 @@ def test_dockerfile_sources_exist_and_are_in_the_build_context():
         assert (ROOT / src).exists(), f"{src} does not exist"
         assert not _ignored(src.rstrip("/"), patterns), f"{src} is excluded from the build context"
     assert _ignored(".local/postgres", patterns) and _ignored("target/release/jobs", patterns)
+
+
+def test_generator_service(compose_config):
+    """The generator service listens on 8090 inside the network and its healthcheck
+    asks its /health endpoint."""
+    service = compose_config["services"]["generator"]
+    assert service["command"] == ["datagen", "serve"]
+    assert service["environment"]["GENERATOR_BIND"] == "0.0.0.0"
+    assert service["environment"]["GENERATOR_PORT"] == "8090"
+    assert "/dev/tcp/127.0.0.1/8090" in " ".join(service["healthcheck"]["test"])
+    assert "GET /health" in " ".join(service["healthcheck"]["test"])
