@@ -3,7 +3,9 @@
 #   stack.sh up               install what is missing, start everything, wait until usable
 #   stack.sh down             stop what this stack started (and nothing else)
 #   stack.sh status           each service, its port and its state
+#   stack.sh up-generator     the generator service (datagen serve) on GENERATOR_PORT
 #   stack.sh install          only install
+#   stack.sh install-browser  Chromium and chromedriver (for the browser tests)
 # Installs are cached in $PLATFORM_CACHE (default ~/.cache/finals-platform) so later
 # starts reuse them; data, logs and pid files live in $PLATFORM_STATE (default .local/).
 set -euo pipefail
@@ -13,11 +15,13 @@ HERE="$ROOT/infra/local"
 # shellcheck source=infra/local/lib.sh
 source "$HERE/lib.sh"
 
-usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 cmd="${1:-}"
 case "$cmd" in
   install) install_all ;;
+  install-browser) install_browser ;;
+  up-generator) start_generator ;;
   up) shift; stack_up "$@" ;;
   down) stack_down ;;
   status) stack_status ;;
