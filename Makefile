@@ -7,13 +7,14 @@ CARGO ?= cargo
 PROFILE := --release
 
 # (up-airflow: see below)
-.PHONY: help install build up up-airflow down status demo test fmt-check clippy unit-tests integration-tests
+.PHONY: help install build up up-airflow down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests
 
 help:
 	@echo "make demo    run the platform on the local stack"
 	@echo "make test    everything CI checks: fmt, clippy, unit and integration tests"
 	@echo "make up | down | status    the local stack (infra/local)"
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
+	@echo "make standby-rebuild       a new copy of the primary for the PostgreSQL standby (:5433)"
 	@echo "make compat                the jobs and integration tests on each supported Spark version"
 
 install:
@@ -36,6 +37,11 @@ down:
 
 status:
 	@$(STACK) status
+
+# A broken or promoted PostgreSQL hot standby: stopped, its data removed, cloned anew
+# from the running primary (pg_basebackup) and started.
+standby-rebuild:
+	@$(STACK) standby rebuild
 	@infra/airflow/native.sh status 2>/dev/null | tail -n +2 || true
 
 demo: up
