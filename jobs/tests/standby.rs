@@ -36,14 +36,17 @@ async fn standby_pool() -> PgPool {
         .expect("connect to the local stack's PostgreSQL standby (make up)")
 }
 
-/// The standby as its superuser (over TCP, password from .env): to pause its replay.
+/// The standby as its superuser, to pause its replay: over the local stack's socket
+/// (`$PLATFORM_STATE/postgres-standby/run`, trusted: only this machine's root and
+/// postgres reach it), as `make status` connects.
 async fn standby_admin() -> PgPool {
-    let s = standby();
+    let state = std::env::var("PLATFORM_STATE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| support::workspace_root().join(".local"));
     let options = PgConnectOptions::new()
-        .host(&s.host)
-        .port(s.port)
+        .socket(state.join("postgres-standby/run"))
+        .port(standby().port)
         .username(&support::var("POSTGRES_ADMIN_USER"))
-        .password(&support::var("POSTGRES_ADMIN_PASSWORD"))
         .database("postgres");
     PgPoolOptions::new()
         .max_connections(1)
