@@ -167,7 +167,10 @@ async fn a_write_on_the_primary_is_readable_on_the_standby_within_a_second() {
         .fetch_one(&standby)
         .await
         .expect("query the standby");
-    assert!(in_recovery, "the server on the standby port is not a standby");
+    assert!(
+        in_recovery,
+        "the server on the standby port is not a standby"
+    );
 
     let scratch = Scratch::create(&pg).await;
     for id in 1..=3 {
@@ -184,7 +187,11 @@ async fn a_write_on_the_primary_is_readable_on_the_standby_within_a_second() {
         // The insert has committed: from now on the clock runs.
         let committed = Instant::now();
         loop {
-            if note_on_standby(&standby, &scratch.name, id).await.as_deref() == Some(&note) {
+            if note_on_standby(&standby, &scratch.name, id)
+                .await
+                .as_deref()
+                == Some(&note)
+            {
                 break;
             }
             assert!(
@@ -237,7 +244,12 @@ async fn a_stopped_standby_fails_the_job_with_one_line_then_serves_again() {
     let restart = StartStandbyOnDrop;
     standby_command("stop");
     let (out, _, stderr) = jobs_on_standby(
-        &["replicate", "--verify-only", "--table", "product_categories"],
+        &[
+            "replicate",
+            "--verify-only",
+            "--table",
+            "product_categories",
+        ],
         &[],
     );
     let line = error_line(&out, &stderr);
@@ -267,7 +279,12 @@ async fn a_standby_lagging_beyond_the_bound_fails_the_job_with_one_line() {
     let scratch = Scratch::create(&pg).await;
     let started = Instant::now();
     let (out, _, stderr) = jobs_on_standby(
-        &["replicate", "--verify-only", "--table", "product_categories"],
+        &[
+            "replicate",
+            "--verify-only",
+            "--table",
+            "product_categories",
+        ],
         &[("POSTGRES_STANDBY_MAX_LAG_SECS", "2")],
     );
     let took = started.elapsed();
@@ -286,7 +303,12 @@ async fn a_server_that_is_not_in_recovery_is_refused_as_standby() {
     // The primary's port as the standby's: what a promoted standby looks like.
     let port = support::var("POSTGRES_PORT");
     let (out, _, stderr) = jobs_on_standby(
-        &["replicate", "--verify-only", "--table", "product_categories"],
+        &[
+            "replicate",
+            "--verify-only",
+            "--table",
+            "product_categories",
+        ],
         &[("POSTGRES_STANDBY_PORT", &port)],
     );
     let line = error_line(&out, &stderr);

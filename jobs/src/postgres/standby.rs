@@ -39,7 +39,11 @@ pub struct ReadSettings {
     )]
     pub read_from: ReadFrom,
     /// Host of the PostgreSQL hot standby (default: the primary's host)
-    #[arg(id = "pg-standby-host", long = "pg-standby-host", env = "POSTGRES_STANDBY_HOST")]
+    #[arg(
+        id = "pg-standby-host",
+        long = "pg-standby-host",
+        env = "POSTGRES_STANDBY_HOST"
+    )]
     pub standby_host: Option<String>,
     /// Port of the PostgreSQL hot standby
     #[arg(
