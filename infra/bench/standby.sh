@@ -2,13 +2,15 @@
 # Benchmark of `jobs replicate` reading the PostgreSQL primary against reading its hot
 # standby (POSTGRES_READ_FROM), on the local stack (make up first), at SCALE x the
 # default volumes (default 10), while a shop workload (`datagen changes`, BENCH_RATE
-# transactions/s) writes to the primary the whole time. Both in one run, alternating,
-# BENCH_RUNS rounds each. Per run: wall time (verification included), the rows the
-# primary's and the standby's backends returned meanwhile (pg_stat_database
-# tup_returned + tup_fetched of the platform database: the read load each server
-# carried), and how long the run waited for the standby to catch up. The source data
-# lives in a scratch PostgreSQL schema, dropped at the end (the default volumes stay
-# untouched); the MySQL replicas are rebuilt from the platform's own data afterwards.
+# transactions/s) writes to the primary the whole time (into a second scratch schema:
+# its WAL is what the standby replays meanwhile). Both in one run, alternating,
+# BENCH_RUNS rounds each. Per run: wall time (verification included), the rows read
+# from the copied tables on the primary and on the standby meanwhile
+# (pg_stat_user_tables seq_tup_read + idx_tup_fetch of the source schema, which only
+# the job reads: the read load each server carried), and how long the run waited for
+# the standby to catch up. The data lives in scratch PostgreSQL schemas, dropped at the
+# end (the default volumes stay untouched); the MySQL replicas are rebuilt from the
+# platform's own data afterwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
@@ -20,27 +22,38 @@ RUNS="${BENCH_RUNS:-3}"
 SCALE="${SCALE:-10}"
 RATE="${BENCH_RATE:-20}"
 SCHEMA="standby_bench_$$"
+WRITES="standby_bench_writes_$$"
 JOBS="$ROOT/target/release/jobs"
 DATAGEN="$ROOT/target/release/datagen"
 WRITER=""
 
 cleanup() {
-  [ -n "$WRITER" ] && kill "$WRITER" 2>/dev/null && wait "$WRITER" 2>/dev/null
-  platform_psql -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
-  # Back to the platform's own data in MySQL.
-  "$JOBS" replicate >/dev/null 2>&1 || true
+  if [ -n "$WRITER" ]; then kill "$WRITER" 2>/dev/null || true; wait "$WRITER" 2>/dev/null || true; fi
+  platform_psql -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; DROP SCHEMA IF EXISTS $WRITES CASCADE" >/dev/null 2>&1 || true
+  # Back to the platform's own data in MySQL (retried: others restart Spark Connect).
+  local i
+  for i in 1 2 3 4 5 6; do
+    "$JOBS" replicate >/dev/null 2>&1 && return 0
+    sleep 10
+  done
+  log "WARNING: the MySQL replicas still hold the benchmark's data: run target/release/jobs replicate"
 }
 trap cleanup EXIT
 
 ${CARGO:-cargo} build --release -p jobs -p datagen >&2
 [ "$(pg_standby_admin -c 'SELECT pg_is_in_recovery()')" = t ] ||
   die "the standby on port $POSTGRES_STANDBY_PORT is not running as a standby (make up)"
-platform_psql -v schema="$SCHEMA" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
+for s in "$SCHEMA" "$WRITES"; do
+  platform_psql -v schema="$s" -v user="$POSTGRES_USER" -f infra/db/postgres/schema.sql >/dev/null
+done
 
 now() { date +%s.%N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-# Rows returned to the backends of the platform database, on the primary / the standby.
-reads() { "$1" -c "SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = '$POSTGRES_DB'"; }
+# Rows read from the source schema's tables, on the primary / the standby.
+reads() {
+  "$1" -d "$POSTGRES_DB" -c "SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)
+    FROM pg_stat_user_tables WHERE schemaname = '$SCHEMA'"
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # One replication of the scratch schema reading $1 (primary|standby); prints
@@ -63,17 +76,18 @@ echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ); load b
 "$DATAGEN" pg --pg-schema "$SCHEMA" --reset --users $((5000 * SCALE)) --products $((500 * SCALE)) \
   --orders $((10000 * SCALE)) --order-details $((40000 * SCALE)) --categories $((5000 * SCALE)) >/dev/null 2>&1
 rows=$(platform_psql -A -t -c "SELECT (SELECT count(*) FROM $SCHEMA.users) + (SELECT count(*) FROM $SCHEMA.product_categories) + (SELECT count(*) FROM $SCHEMA.products) + (SELECT count(*) FROM $SCHEMA.orders) + (SELECT count(*) FROM $SCHEMA.order_details)")
-echo "source: ${SCALE}x the default volumes, $rows rows in 5 tables; writer: datagen changes at $RATE tx/s on the primary throughout"
+"$DATAGEN" pg --pg-schema "$WRITES" --reset >/dev/null 2>&1
+echo "source: ${SCALE}x the default volumes, $rows rows in 5 tables; writer: datagen changes at $RATE tx/s on the primary throughout (1x data set of its own)"
 echo
 
 # The writer: shop transactions on the scratch schema for as long as the benchmark runs.
-"$DATAGEN" changes --pg-schema "$SCHEMA" --count 100000000 --rate "$RATE" >/dev/null 2>&1 &
+"$DATAGEN" changes --pg-schema "$WRITES" --count 100000000 --rate "$RATE" >/dev/null 2>&1 &
 WRITER=$!
 # Warm-up of both (Spark's JIT of the plans, the standby's caches), not recorded.
 run_from primary >/dev/null
 run_from standby >/dev/null
 
-echo "| run | reads from | wall time (s) | rows read on the primary | rows read on the standby | waited for the standby (ms) |"
+echo "| run | reads from | wall time (s) | source rows read on the primary | on the standby | waited for the standby (ms) |"
 echo "|---|---|---|---|---|---|"
 t_p=() t_s=() r_p=() r_s=()
 for run in $(seq 1 "$RUNS"); do
@@ -90,4 +104,5 @@ m_tp=$(median "${t_p[@]}") m_ts=$(median "${t_s[@]}") m_rp=$(median "${r_p[@]}")
 echo "| median | primary | $m_tp | ${m_rp%.*} | | |"
 echo "| median | standby | $m_ts | ${m_rs%.*} | | |"
 echo
-echo "wall time standby / primary: x$(ratio "$m_ts" "$m_tp"); rows read on the primary, standby run / primary run: $(ratio "$m_rs" "$m_rp")"
+echo "wall time standby / primary: x$(ratio "$m_ts" "$m_tp"); source rows read on the primary, standby run / primary run: $(ratio "$m_rs" "$m_rp")"
+echo "writer: $(platform_psql -A -t -c "SELECT count(*) FROM $WRITES.orders") orders in its schema at the end (1x starts with 10000); load after: $(cut -d' ' -f1-3 /proc/loadavg)"
