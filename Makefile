@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 
 # (up-airflow: see below)
-.PHONY: help install build up up-airflow down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests
+.PHONY: help install build up up-airflow up-bi down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests bi-check
 
 help:
 	@echo "make demo    run the platform on the local stack"
@@ -15,6 +15,7 @@ help:
 	@echo "make up | down | status    the local stack (infra/local)"
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
 	@echo "make standby-rebuild       a new copy of the primary for the PostgreSQL standby (:5433)"
+	@echo "make up-bi                 the local stack plus Superset's dashboards on :8088"
 	@echo "make compat                the jobs and integration tests on each supported Spark version"
 
 install:
@@ -31,18 +32,25 @@ up: build
 up-airflow: up
 	@infra/airflow/native.sh up
 
+# The local stack plus Superset (SUPERSET_PORT): connections, datasets and dashboards
+# provisioned from infra/superset/assets on every start.
+up-bi: up
+	@infra/superset/native.sh up
+
 down:
+	@if [ -x infra/superset/native.sh ]; then infra/superset/native.sh down; fi
 	@if [ -x infra/airflow/native.sh ]; then infra/airflow/native.sh down; fi
 	@$(STACK) down
 
 status:
 	@$(STACK) status
+	@infra/airflow/native.sh status 2>/dev/null | tail -n +2 || true
+	@infra/superset/native.sh status 2>/dev/null | tail -n +2 || true
 
 # A broken or promoted PostgreSQL hot standby: stopped, its data removed, cloned anew
 # from the running primary (pg_basebackup) and started.
 standby-rebuild:
 	@$(STACK) standby rebuild
-	@infra/airflow/native.sh status 2>/dev/null | tail -n +2 || true
 
 demo: up
 # Data generators: the default data set (a no-op when it is there already), then a
@@ -59,6 +67,9 @@ demo: up
 	target/release/jobs cdc --available-now
 	target/release/datagen changes --count 200
 	target/release/jobs cdc --available-now
+# The data vault warehouse (database DWH_DB): hubs, links and satellites with the full
+# history, loaded from the same change topics.
+	target/release/jobs dwh --available-now
 	@echo
 	@target/release/jobs summary
 	@echo
@@ -80,7 +91,13 @@ integration-tests: up
 	$(CARGO) test $(PROFILE) --locked --workspace --test '*' -- --test-threads=1
 	cd infra/spark/sink && mvn -B -q -Dstyle.color=never test
 
-test: fmt-check clippy unit-tests integration-tests deploy-check
+test: fmt-check clippy unit-tests integration-tests deploy-check bi-check
+
+# The dashboards in headless Chromium (tests/bi/run.sh starts Superset when needed and
+# checks one chart per dashboard against SQL on its tables); needs the marts built, which
+# the integration tests do.
+bi-check: up
+	tests/bi/run.sh
 
 # The Spark version matrix: the jobs and the integration tests on each supported Spark
 # version (tests/compat.sh; not part of `make test`, which tests the .env version).

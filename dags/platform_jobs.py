@@ -45,11 +45,16 @@ PASSTHROUGH_ENV = (
     "POSTGRES_READ_FROM",
 )
 # ...and the jobs' own tuning settings (none of them secret), by prefix.
-PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_", "CDC_", "POSTGRES_STANDBY_")
+PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_", "CDC_", "DWH_", "POSTGRES_STANDBY_")
 
 # What the DAGs work on (the `jobs` CLI's names).
 TABLES = ("users", "product_categories", "products", "orders", "order_details")
 MARTS = ("mart_user_activity", "mart_product_sales", "mart_average_check")
+
+
+def vault_asset() -> Asset:
+    """The data vault warehouse (hubs, links, satellites), loaded by dwh_from_cdc."""
+    return Asset(name="dwh_vault", uri="platform://postgres/dwh/vault")
 
 
 def replica_asset(table: str) -> Asset:

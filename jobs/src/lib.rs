@@ -9,6 +9,7 @@
 
 pub mod cdc;
 pub mod check;
+pub mod dwh;
 pub mod fingerprint;
 pub mod list;
 pub mod marts;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use jobs::{Settings, cdc, check, list, marts, replicate, stream, summary};
+use jobs::{Settings, cdc, check, dwh, list, marts, replicate, stream, summary};
 
 /// The platform's jobs: each one sends its work to the Spark cluster over Spark
 /// Connect. Settings come from the environment / .env; flags override them.
@@ -23,6 +23,7 @@ enum Command {
     Marts(marts::Args),
     Stream(stream::Args),
     Cdc(cdc::Args),
+    Dwh(dwh::Args),
     Summary(summary::Args),
     List(list::Args),
 }
@@ -38,6 +39,7 @@ async fn main() -> ExitCode {
         Command::Marts(args) => marts::run(&settings, args).await,
         Command::Stream(args) => stream::run(&settings, args).await,
         Command::Cdc(args) => cdc::run(&settings, args).await,
+        Command::Dwh(args) => dwh::run(&settings, args).await,
         Command::Summary(args) => summary::run(&settings, args).await,
         Command::List(args) => list::run(&settings, args).await,
     })

@@ -150,6 +150,7 @@ async fn no_secret_in_any_ui_page_log_event_log_or_command_line() {
     support::run_ok(&["replicate", "--table", "product_categories"]);
     support::run_ok(&["marts", "--mart", "mart_average_check"]);
     support::run_ok(&["cdc", "--available-now"]);
+    support::run_ok(&["dwh", "--available-now"]);
     let topic = support::unique("secrets_it");
     support::create_topic(&topic, 1).await;
     support::produce(

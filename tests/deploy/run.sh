@@ -34,10 +34,11 @@ if [ ! -x "$dfcheck" ]; then
   go="$(tests/deploy/ensure-go.sh)"
   (cd "$src" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go" build -o "$dfcheck" .)
 fi
-set -a; source <(grep -E '^(SPARK_VERSION|SCALA_BINARY_VERSION|POSTGRES_JDBC_VERSION|MYSQL_CONNECTOR_VERSION|AIRFLOW_VERSION)=' .env); set +a
+set -a; source <(grep -E '^(SPARK_VERSION|SCALA_BINARY_VERSION|POSTGRES_JDBC_VERSION|MYSQL_CONNECTOR_VERSION|AIRFLOW_VERSION|SUPERSET_VERSION)=' .env); set +a
 "$dfcheck" infra/docker/Dockerfile SPARK_VERSION="$SPARK_VERSION" \
   SCALA_BINARY_VERSION="$SCALA_BINARY_VERSION" POSTGRES_JDBC_VERSION="$POSTGRES_JDBC_VERSION" \
-  MYSQL_CONNECTOR_VERSION="$MYSQL_CONNECTOR_VERSION" AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
+  MYSQL_CONNECTOR_VERSION="$MYSQL_CONNECTOR_VERSION" AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}" \
+  SUPERSET_VERSION="${SUPERSET_VERSION:-6.1.0}"
 venv="$(infra/airflow/install-venv.sh)"
 COMPOSE_BIN="$compose" AIRFLOW_VENV_BIN="$venv/bin" \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning \

@@ -17,9 +17,10 @@ SERVICES = {
     "postgres", "mysql", "kafka", "kafka-init", "spark-master", "spark-worker",
     "spark-connect", "pg-datagen", "kafka-datagen", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
+    "superset-init", "superset",
     "postgres-standby",
 }
-ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register"}
+ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register", "superset-init"}
 LONG_RUNNING = SERVICES - ONE_SHOT
 
 # service -> {dependency: condition}, in the spirit of the seed's graph
@@ -55,6 +56,9 @@ DEPENDS_ON = {
         "airflow-apiserver": "service_healthy",
     },
     "airflow-dag-processor": {"airflow-init": "service_completed_successfully"},
+    # Superset: its metadata and the provisioned connections need both databases
+    "superset-init": {"postgres": "service_healthy", "mysql": "service_healthy"},
+    "superset": {"superset-init": "service_completed_successfully"},
 }
 
 # Exactly what is published on the host: service -> {(host port from .env, container port)}.
@@ -68,6 +72,7 @@ PUBLISHED = {
     "mysql": {("MYSQL_PORT", 3306)},
     "kafka": {("KAFKA_PORT", 9092)},
     "kafka-connect": {("KAFKA_CONNECT_PORT", 8083)},
+    "superset": {("SUPERSET_PORT", 8088)},
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
 # What .env holds that is secret: its values must never be on a command line.
@@ -75,7 +80,7 @@ SECRET_KEYS = re.compile(r"PASSWORD|TOKEN|SECRET")
 
 OFFICIAL_IMAGE = re.compile(
     r"^(postgres|mysql|debian|rust|maven|apache/kafka|apache/spark|apache/airflow"
-    r"|quay\.io/debezium/connect)(:|$)"
+    r"|apache/superset|quay\.io/debezium/connect)(:|$)"
 )
 
 
@@ -99,7 +104,7 @@ def test_services(compose_config):
 
 
 def expected_ports(dotenv: dict[str, str], address: str) -> dict[str, set]:
-    defaults = {"AIRFLOW_PORT": "8080"}
+    defaults = {"AIRFLOW_PORT": "8080", "SUPERSET_PORT": "8088"}
     return {
         name: {(address, dotenv.get(key, defaults.get(key)), target) for key, target in ports}
         for name, ports in PUBLISHED.items()
@@ -165,6 +170,7 @@ def test_dependency_conditions(compose_config):
 
 
 def test_memory_limits_fit_a_16gb_laptop(compose_config):
+    # (13 GiB since Superset joined: still room for the host on a 16 GB laptop)
     limits = {}
     for name, service in compose_config["services"].items():
         limit = service.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
@@ -173,8 +179,8 @@ def test_memory_limits_fit_a_16gb_laptop(compose_config):
     running = sum(limits[n] for n in LONG_RUNNING)
     # what stays up, plus the largest one-shot container (they finish before Airflow starts)
     peak = running + max(limits[n] for n in ONE_SHOT)
-    assert running <= 12 * 1024**3, f"long-running limits add up to {running / 1024**3:.1f} GiB"
-    assert peak <= 13 * 1024**3, f"peak memory limits add up to {peak / 1024**3:.1f} GiB"
+    assert running <= 13 * 1024**3, f"long-running limits add up to {running / 1024**3:.1f} GiB"
+    assert peak <= 14 * 1024**3, f"peak memory limits add up to {peak / 1024**3:.1f} GiB"
 
 
 def test_named_volumes(compose_config):
@@ -511,3 +517,60 @@ def test_dockerfile_sources_exist_and_are_in_the_build_context():
         assert (ROOT / src).exists(), f"{src} does not exist"
         assert not _ignored(src.rstrip("/"), patterns), f"{src} is excluded from the build context"
     assert _ignored(".local/postgres", patterns) and _ignored("target/release/jobs", patterns)
+
+
+def test_superset_services(compose_config, dotenv):
+    """Superset: the official image (+ drivers and infra/superset's provisioning), its
+    metadata in its own database of `postgres` (created by the same init as Airflow's),
+    provisioned by superset-init on every start; the server holds only its own secrets
+    (no platform database password, no admin password) and none is on a command line."""
+    services = compose_config["services"]
+    init, server = services["superset-init"], services["superset"]
+    assert init["build"]["target"] == "superset" and server["image"] == init["image"]
+    dockerfile = (ROOT / "infra/docker/Dockerfile").read_text()
+    stage = dockerfile.split("AS superset\n", 1)[1]
+    assert "FROM apache/superset:${SUPERSET_VERSION} AS superset" in dockerfile
+    assert "psycopg2-binary pymysql" in stage and "constraints-${SUPERSET_VERSION}.txt" in stage
+    assert "COPY infra/superset /opt/platform/superset" in stage
+    assert "ENV SUPERSET_CONFIG_PATH=/opt/platform/superset/superset_config.py" in stage
+    assert "provision.py" in " ".join(init["command"])
+    assert "superset db upgrade" in " ".join(init["command"])
+    env = init["environment"]
+    assert env["SUPERSET_ADMIN_PASSWORD"] == dotenv["SUPERSET_ADMIN_PASSWORD"]
+    assert env["POSTGRES_PASSWORD"] == dotenv["POSTGRES_PASSWORD"]
+    assert env["MYSQL_PASSWORD"] == dotenv["MYSQL_PASSWORD"]
+    assert env["POSTGRES_HOST"] == "postgres" and env["MYSQL_HOST"] == "mysql"
+    server_env = server["environment"]
+    assert {k for k in server_env if SECRET_KEYS.search(k)} == {"SUPERSET_SECRET_KEY", "SUPERSET_DB_PASSWORD"}
+    assert server_env["SUPERSET_SECRET_KEY"] == dotenv["SUPERSET_SECRET_KEY"]
+    assert "curl" in server["healthcheck"]["test"] and "http://localhost:8088/health" in server["healthcheck"]["test"]
+    assert int(server_env["SERVER_WORKER_AMOUNT"]) <= 2
+    for service in (init, server):
+        words = [*(service.get("command") or []), *(service.get("entrypoint") or [])]
+        for value in secret_values(dotenv).values():
+            assert not [w for w in words if len(value) >= 6 and value in w]
+    # the metadata database: created with the platform's idempotent roles.sql
+    pg_env = services["postgres"]["environment"]
+    assert pg_env["SUPERSET_DB_PASSWORD"] == dotenv["SUPERSET_DB_PASSWORD"]
+    assert pg_env["SUPERSET_DB"] == server_env["SUPERSET_DB"]
+    wrapper = (ROOT / "infra/docker/postgres/10-platform-init.sh").read_text()
+    assert 'ROLE_PASSWORD="$SUPERSET_DB_PASSWORD"' in wrapper and "roles.sql" in wrapper
+
+
+def test_superset_assets_hold_no_secret(dotenv):
+    """The dashboards' files: Superset's export format, no password (only the mask
+    XXXXXXXXXX), no deployment detail but ${...} settings from .env."""
+    import yaml
+
+    assets = ROOT / "infra/superset/assets"
+    kinds = {p.relative_to(assets).parts[0] for p in assets.rglob("*.yaml")}
+    assert kinds == {"metadata.yaml", "databases", "datasets", "charts", "dashboards"}
+    assert yaml.safe_load((assets / "metadata.yaml").read_text())["type"] == "assets"
+    for path in assets.rglob("*.yaml"):
+        text = path.read_text()
+        for value in secret_values(dotenv).values():
+            assert len(value) < 6 or value not in text, path
+        if path.parent.name == "databases":
+            uri = yaml.safe_load(text)["sqlalchemy_uri"]
+            assert ":XXXXXXXXXX@${" in uri, path
+    assert len(list((assets / "dashboards").glob("*.yaml"))) >= 3

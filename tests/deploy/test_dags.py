@@ -57,6 +57,7 @@ EXPECTED = {
     "create_analytical_marts": {f"build_{m}": ["marts", "--mart", m] for m in MARTS},
     "stream_from_kafka_to_pg": {"stream_new_users": ["stream", "--available-now"]},
     "cdc_from_pg_to_mysql": {"apply_changes": ["cdc", "--available-now"]},
+    "dwh_from_cdc": {"load_vault": ["dwh", "--available-now"]},
 }
 
 
@@ -121,6 +122,15 @@ def test_cdc_updates_the_replica_assets_the_marts_wait_for(dagbag):
     for dag in dagbag.dags.values():
         if dag.dag_id != "create_analytical_marts":
             assert type(dag.timetable).__name__ != "AssetTriggeredTimetable", dag.dag_id
+
+
+def test_the_vault_load_is_scheduled_and_updates_the_vault_asset(dagbag):
+    dwh = dagbag.dags["dwh_from_cdc"]
+    assert dwh.schedule == timedelta(minutes=5), dwh.schedule
+    assert dwh.max_active_runs == 1 and dwh.catchup is False
+    (task,) = dwh.tasks
+    assert [o.uri for o in task.outlets] == ["platform://postgres/dwh/vault"]
+    assert task.execution_timeout is not None and task.execution_timeout <= dwh.dagrun_timeout
 
 
 def test_cdc_is_scheduled_every_five_minutes(dagbag):

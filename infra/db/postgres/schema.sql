@@ -77,6 +77,15 @@ CREATE TABLE IF NOT EXISTS order_details (
 CREATE INDEX IF NOT EXISTS order_details_order_idx ON order_details (order_id);
 CREATE INDEX IF NOT EXISTS order_details_product_idx ON order_details (product_id);
 
+-- Change events carry the whole old row (Debezium's `before`), not only its key: the
+-- data vault (jobs dwh) hashes a deleted order line's relationship from it, and no
+-- unchanged large (TOASTed) value is left out of an update. Idempotent.
+ALTER TABLE users REPLICA IDENTITY FULL;
+ALTER TABLE product_categories REPLICA IDENTITY FULL;
+ALTER TABLE products REPLICA IDENTITY FULL;
+ALTER TABLE orders REPLICA IDENTITY FULL;
+ALTER TABLE order_details REPLICA IDENTITY FULL;
+
 -- Streaming ingestion of user events (Kafka -> Spark -> the pg-exactly-once sink in
 -- infra/spark/sink, which creates these tables with the same statements when missing).
 -- Events that fail validation, or whose e-mail already exists, land here with the raw

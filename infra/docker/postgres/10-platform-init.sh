@@ -11,3 +11,7 @@ PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql \
 PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql PGOPTIONS="-c client_min_messages=warning" \
   ROLE_PASSWORD="$AIRFLOW_DB_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
   -v db="$AIRFLOW_DB" -v user="$AIRFLOW_DB_USER" -f /docker-entrypoint-initdb.d/platform/roles.sql
+# Superset's metadata database and role (same idempotent SQL).
+PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql PGOPTIONS="-c client_min_messages=warning" \
+  ROLE_PASSWORD="$SUPERSET_DB_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+  -v db="$SUPERSET_DB" -v user="$SUPERSET_DB_USER" -f /docker-entrypoint-initdb.d/platform/roles.sql

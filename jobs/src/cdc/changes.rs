@@ -33,34 +33,44 @@ const DAYS_MAX: i64 = 2_932_896;
 impl ReplicaColumn {
     /// The field's raw text, present whenever the event carries a non-null value.
     fn raw(&self) -> String {
-        format!("try_variant_get(__img, '$.{}', 'string')", self.name)
+        self.raw_in("__img")
+    }
+
+    /// The raw text of the field in the row image column `img`.
+    pub fn raw_in(&self, img: &str) -> String {
+        format!("try_variant_get({img}, '$.{}', 'string')", self.name)
     }
 
     /// The value as the Spark type the sink turns into MySQL's (NULL when absent or
     /// not of that type). Debezium is configured for decimals as text and timestamps
     /// as microseconds since the epoch (a wall clock, as PostgreSQL's TIMESTAMP is).
     pub fn extract(&self) -> String {
+        self.extract_in("__img")
+    }
+
+    /// As `extract`, from the row image column `img` (`__before`: the old row).
+    pub fn extract_in(&self, img: &str) -> String {
         let n = &self.name;
         match self.data_type.as_str() {
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
-                format!("try_variant_get(__img, '$.{n}', 'bigint')")
+                format!("try_variant_get({img}, '$.{n}', 'bigint')")
             }
             "decimal" | "numeric" => format!(
                 "try_cast({} AS DECIMAL({}, {}))",
-                self.raw(),
+                self.raw_in(img),
                 self.precision.unwrap_or(38).clamp(1, 38),
                 self.scale.unwrap_or(0).clamp(0, 38)
             ),
-            "double" | "float" | "real" => format!("try_variant_get(__img, '$.{n}', 'double')"),
+            "double" | "float" | "real" => format!("try_variant_get({img}, '$.{n}', 'double')"),
             "datetime" | "timestamp" => format!(
-                "CASE WHEN try_variant_get(__img, '$.{n}', 'bigint') BETWEEN {MICROS_MIN} AND \
-                 {MICROS_MAX} THEN timestamp_micros(try_variant_get(__img, '$.{n}', 'bigint')) END"
+                "CASE WHEN try_variant_get({img}, '$.{n}', 'bigint') BETWEEN {MICROS_MIN} AND \
+                 {MICROS_MAX} THEN timestamp_micros(try_variant_get({img}, '$.{n}', 'bigint')) END"
             ),
             "date" => format!(
-                "CASE WHEN try_variant_get(__img, '$.{n}', 'int') BETWEEN {DAYS_MIN} AND {DAYS_MAX} \
-                 THEN date_from_unix_date(try_variant_get(__img, '$.{n}', 'int')) END"
+                "CASE WHEN try_variant_get({img}, '$.{n}', 'int') BETWEEN {DAYS_MIN} AND {DAYS_MAX} \
+                 THEN date_from_unix_date(try_variant_get({img}, '$.{n}', 'int')) END"
             ),
-            _ => self.raw(),
+            _ => self.raw_in(img),
         }
     }
 

@@ -144,7 +144,7 @@ fn tables(asked: &[String]) -> Result<Vec<&'static str>> {
 /// message.prefix.exclude.list) and waits until the slot confirms its position; the
 /// connector confirms a position only once the events before it are in Kafka. An
 /// available-now run then applies all of them, not only what Kafka happened to hold.
-async fn wait_for_capture(pg: &sqlx::PgPool, slot: &str, wait: Duration) -> Result<()> {
+pub async fn wait_for_capture(pg: &sqlx::PgPool, slot: &str, wait: Duration) -> Result<()> {
     let (target,): (String,) =
         sqlx::query_as("SELECT pg_logical_emit_message(true, 'jobs-cdc', 'barrier')::text")
             .fetch_one(pg)

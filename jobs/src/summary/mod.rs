@@ -6,15 +6,51 @@ use sqlx::{AssertSqlSafe, MySqlPool, PgPool};
 
 use crate::{Settings, out};
 
-/// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantines.
+/// Print row counts: each table in PostgreSQL and MySQL, the marts, the quarantines,
+/// the data vault's hubs, links and satellites.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The data vault warehouse's database
+    #[arg(long, env = "DWH_DB", default_value = "dwh")]
+    dwh_db: String,
+}
 
-pub async fn run(settings: &Settings, _args: Args) -> Result<()> {
+pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     let pg = crate::postgres::pool(&settings.postgres).await?;
     let my = crate::mysql::pool(&settings.mysql).await?;
-    out!("{}", collect(&pg, &my).await?);
+    let mut summary = collect(&pg, &my).await?;
+    let dwh = crate::dwh::warehouse(&settings.postgres, &args.dwh_db);
+    summary.vault = match crate::postgres::pool(&dwh).await {
+        Ok(pool) => vault(&pool).await?,
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            Vec::new()
+        }
+    };
+    out!("{summary}");
     Ok(())
+}
+
+/// Rows of each hub, link and satellite (none before the first `jobs dwh`).
+async fn vault(dwh: &PgPool) -> Result<Vec<(String, i64)>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
+         AND tablename ~ '^(hub|link|sat)_' ORDER BY tablename ~ '^sat_', tablename ~ '^link_', \
+         tablename",
+    )
+    .fetch_all(dwh)
+    .await
+    .context("cannot list the data vault's tables")?;
+    let mut out = Vec::new();
+    for t in tables {
+        // Names from the catalog, matching the pattern above.
+        let (rows,): (i64,) = sqlx::query_as(AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(dwh)
+            .await
+            .with_context(|| format!("cannot count vault table {t}"))?;
+        out.push((t, rows));
+    }
+    Ok(out)
 }
 
 pub struct Summary {
@@ -24,6 +60,8 @@ pub struct Summary {
     pub quarantined: i64,
     /// Change events `jobs cdc` could not apply (MySQL cdc_quarantine).
     pub cdc_quarantined: i64,
+    /// (hub, link or satellite table, rows) of the data vault.
+    pub vault: Vec<(String, i64)>,
 }
 
 pub async fn collect(pg: &PgPool, my: &MySqlPool) -> Result<Summary> {
@@ -68,6 +106,7 @@ pub async fn collect(pg: &PgPool, my: &MySqlPool) -> Result<Summary> {
         marts,
         quarantined,
         cdc_quarantined,
+        vault: Vec::new(),
     })
 }
 
@@ -82,6 +121,13 @@ impl std::fmt::Display for Summary {
             writeln!(f, "{m:<22} {rows:>12}")?;
         }
         writeln!(f, "{:<22} {:>12}", "users_quarantine", self.quarantined)?;
-        write!(f, "{:<22} {:>12}", "cdc_quarantine", self.cdc_quarantined)
+        write!(f, "{:<22} {:>12}", "cdc_quarantine", self.cdc_quarantined)?;
+        if !self.vault.is_empty() {
+            write!(f, "\n{:<22} {:>12}", "data vault", "rows")?;
+        }
+        for (t, rows) in &self.vault {
+            write!(f, "\n{t:<22} {rows:>12}")?;
+        }
+        Ok(())
     }
 }

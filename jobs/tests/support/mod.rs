@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod rows;
+pub mod workload;
 
 use std::process::{Command, Output};
 use std::time::Duration;

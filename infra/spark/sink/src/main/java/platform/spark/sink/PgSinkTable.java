@@ -12,8 +12,8 @@ import org.apache.spark.sql.types.StructType;
 
 /**
  * The write-only table behind the format: by option {@code write}, {@code users} (the
- * default: users + users_quarantine in PostgreSQL) or {@code replica} (change events
- * applied to a MySQL table).
+ * default: users + users_quarantine in PostgreSQL), {@code replica} (change events
+ * applied to a MySQL table) or {@code vault} (data vault rows in PostgreSQL).
  */
 final class PgSinkTable implements SupportsWrite {
   static final String OPT_WRITE = "write";
@@ -56,9 +56,18 @@ final class PgSinkTable implements SupportsWrite {
         }
       };
     }
+    if (write.equals("vault")) {
+      VaultConfig vault = VaultConfig.from(info.options(), info.schema());
+      return new WriteBuilder() {
+        @Override
+        public Write build() {
+          return new VaultWrite(vault, info.queryId());
+        }
+      };
+    }
     if (!write.equals("users")) {
       throw new IllegalArgumentException(SinkConfig.WHO + ": option '" + OPT_WRITE
-          + "' must be users (the default) or replica, got '" + write + "'");
+          + "' must be users (the default), replica or vault, got '" + write + "'");
     }
     SinkConfig config = SinkConfig.from(info.options(), info.schema(), zone);
     return new WriteBuilder() {
