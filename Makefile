@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 
 # (up-airflow: see below)
-.PHONY: help install build up up-airflow up-bi down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests bi-check
+.PHONY: help install build up up-airflow up-bi up-generator down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests bi-check generator
 
 help:
 	@echo "make demo    run the platform on the local stack"
@@ -16,6 +16,7 @@ help:
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
 	@echo "make standby-rebuild       a new copy of the primary for the PostgreSQL standby (:5433)"
 	@echo "make up-bi                 the local stack plus Superset's dashboards on :8088"
+	@echo "make up-generator          the local stack plus the generator service on :8090"
 	@echo "make compat                the jobs and integration tests on each supported Spark version"
 
 install:
@@ -36,6 +37,9 @@ up-airflow: up
 # provisioned from infra/superset/assets on every start.
 up-bi: up
 	@infra/superset/native.sh up
+# The generator service (`datagen serve`: page and JSON API) on GENERATOR_PORT, detached.
+up-generator: up
+	@$(STACK) up-generator
 
 down:
 	@if [ -x infra/superset/native.sh ]; then infra/superset/native.sh down; fi
@@ -87,17 +91,22 @@ unit-tests: build
 # Integration tests talk to the real services of the local stack; the pipeline tests
 # need the default data set, which `datagen pg` makes (a no-op when it is there).
 integration-tests: up
+	@$(STACK) install-browser
 	target/release/datagen pg
 	$(CARGO) test $(PROFILE) --locked --workspace --test '*' -- --test-threads=1
 	cd infra/spark/sink && mvn -B -q -Dstyle.color=never test
 
-test: fmt-check clippy unit-tests integration-tests deploy-check bi-check
 
 # The dashboards in headless Chromium (tests/bi/run.sh starts Superset when needed and
 # checks one chart per dashboard against SQL on its tables); needs the marts built, which
 # the integration tests do.
 bi-check: up
 	tests/bi/run.sh
+test: fmt-check clippy unit-tests integration-tests generator-fuzz deploy-check bi-check
+
+# The generator service's API against its OpenAPI document (Schemathesis).
+generator-fuzz: build
+	tests/generator/fuzz.sh
 
 # The Spark version matrix: the jobs and the integration tests on each supported Spark
 # version (tests/compat.sh; not part of `make test`, which tests the .env version).

@@ -1,11 +1,12 @@
 //! The command line: one sub-command per generator, each owning its flags
-//! (`pg::PgArgs`, `kafka::KafkaArgs`).
+//! (`pg::PgArgs`, `kafka::KafkaArgs`, `serve::ServeArgs`).
 
 use clap::{Parser, Subcommand};
 
 use crate::changes::ChangesArgs;
 use crate::kafka::KafkaArgs;
 use crate::pg::PgArgs;
+use crate::serve::ServeArgs;
 
 /// Fills PostgreSQL with the e-commerce data set and Kafka with registration events.
 /// Settings come from the environment / .env; flags override them.
@@ -25,4 +26,7 @@ pub enum Command {
     /// Insert, update and delete rows of the PostgreSQL tables, one shop action per
     /// transaction (a live source for change data capture)
     Changes(ChangesArgs),
+    /// Serve a page and a JSON API (OpenAPI at /api/openapi.json) that start runs of
+    /// the Kafka or PostgreSQL generator on demand, until SIGTERM
+    Serve(ServeArgs),
 }

@@ -7,10 +7,12 @@
 //!   `new_user_events` topic.
 //! - [`changes`]: a live workload of inserts, updates and deletes on the PostgreSQL
 //!   tables, for change data capture to carry to MySQL.
+//! - [`serve`]: a page and a JSON API that run the `kafka` and `pg` generators on demand.
 
 pub mod changes;
 pub mod cli;
 pub mod kafka;
 pub mod pg;
 pub mod progress;
+pub mod serve;
 pub mod shutdown;

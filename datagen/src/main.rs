@@ -1,13 +1,16 @@
-//! `datagen pg` fills PostgreSQL, `datagen kafka` produces registration events.
+//! `datagen pg` fills PostgreSQL, `datagen kafka` produces registration events,
+//! `datagen serve` runs either on demand from a page or an API.
 //! Errors end the process with one line naming what failed and where.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use datagen::cli::{Cli, Command};
 use datagen::kafka::KafkaArgs;
 use datagen::pg::Outcome;
 use datagen::pg::PgArgs;
+use datagen::progress::Terminal;
 use datagen::shutdown::Shutdown;
 
 #[tokio::main]
@@ -19,6 +22,7 @@ async fn main() -> ExitCode {
         Command::Pg(args) => pg(&args).await,
         Command::Kafka(args) => kafka(&args).await,
         Command::Changes(args) => changes(&args).await,
+        Command::Serve(args) => serve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +33,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(args: datagen::serve::ServeArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals()?;
+    datagen::serve::run(args, shutdown).await?;
+    Ok(())
 }
 
 async fn changes(args: &datagen::changes::ChangesArgs) -> anyhow::Result<()> {
@@ -49,7 +60,9 @@ async fn changes(args: &datagen::changes::ChangesArgs) -> anyhow::Result<()> {
 }
 
 async fn pg(args: &PgArgs) -> anyhow::Result<()> {
-    match datagen::pg::run(args).await? {
+    // All or nothing: a signal aborts the process and PostgreSQL rolls back.
+    let progress = Terminal::auto();
+    match datagen::pg::run(args, &Shutdown::new(), &progress).await? {
         Outcome::AlreadyPopulated(counts) => {
             let counts = counts
                 .iter()
@@ -82,7 +95,7 @@ async fn pg(args: &PgArgs) -> anyhow::Result<()> {
 async fn kafka(args: &KafkaArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals()?;
-    let stats = datagen::kafka::run(args, &shutdown).await?;
+    let stats = datagen::kafka::run(args, &shutdown, Arc::new(Terminal::auto())).await?;
     tracing::info!(
         "delivered {} of {} events ({} malformed) to topic {} in {:.3} s: {:.0} events/s",
         stats.delivered,

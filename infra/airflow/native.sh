@@ -96,6 +96,7 @@ airflow_env() {
   [ -n "$token" ] || die "SPARK_CONNECT_TOKEN is not set (.env): the Spark Connect server requires it"
   export AIRFLOW_CONN_PLATFORM_POSTGRES="{\"conn_type\": \"postgres\", \"host\": $(json_str "$POSTGRES_HOST"), \"port\": $POSTGRES_PORT, \"schema\": $(json_str "$POSTGRES_DB"), \"login\": $(json_str "$POSTGRES_USER"), \"password\": $(json_str "$POSTGRES_PASSWORD"), \"extra\": {\"search_path\": $(json_str "$POSTGRES_SCHEMA")}}"
   export AIRFLOW_CONN_PLATFORM_MYSQL="{\"conn_type\": \"mysql\", \"host\": $(json_str "$MYSQL_HOST"), \"port\": $MYSQL_PORT, \"schema\": $(json_str "$MYSQL_DB"), \"login\": $(json_str "$MYSQL_USER"), \"password\": $(json_str "$MYSQL_PASSWORD")}"
+  export AIRFLOW_CONN_PLATFORM_GENERATOR="{\"conn_type\": \"http\", \"host\": \"127.0.0.1\", \"port\": ${GENERATOR_PORT:-8090}}"
   export AIRFLOW_CONN_PLATFORM_KAFKA="{\"conn_type\": \"kafka\", \"extra\": {\"bootstrap.servers\": $(json_str "$KAFKA_BOOTSTRAP_SERVERS"), \"topic\": $(json_str "$KAFKA_TOPIC")}}"
   export AIRFLOW_CONN_SPARK_CONNECT_DEFAULT="{\"conn_type\": \"spark_connect\", \"host\": $(json_str "${remote%:*}"), \"port\": ${remote##*:}, \"password\": $(json_str "$token")}"
   # The secrets reach Airflow only inside the connections (and the admin password only

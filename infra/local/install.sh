@@ -42,6 +42,18 @@ install_apt() {
   [ "$rc" -eq 0 ] || die "apt-get install failed; see $CACHE/apt.log"
 }
 
+# Headless Chromium and its WebDriver, for the browser tests (`make test`), not for
+# the stack itself.
+install_browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  log "installing Debian packages: chromium chromium-driver (browser tests)"
+  mkdir -p "$CACHE"
+  { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver; } >>"$CACHE/apt.log" 2>&1 ||
+    die "apt-get install chromium chromium-driver failed; see $CACHE/apt.log"
+}
+
 install_spark() {
   [ -f "$SPARK_VENV/.installed" ] && return 0
   log "installing Spark $SPARK_VERSION (pyspark from PyPI) into $SPARK_VENV"

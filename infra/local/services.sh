@@ -439,6 +439,24 @@ restart_spark_on() {
 
 # --- The whole stack --------------------------------------------------------
 JOBS_BIN="${JOBS_BIN:-$ROOT/target/release/jobs}"
+DATAGEN_BIN="${DATAGEN_BIN:-$ROOT/target/release/datagen}"
+
+# --- The generator service (`datagen serve`; make up-generator) ----------------
+GENERATOR_MARKER="datagen serve"
+
+start_generator() {
+  local port="${GENERATOR_PORT:-8090}"
+  if running generator "$GENERATOR_MARKER"; then return 0; fi
+  [ -x "$DATAGEN_BIN" ] || die "$DATAGEN_BIN is missing: build it first (make build)"
+  port_free_or_die generator "$port"
+  log "starting the generator service on http://127.0.0.1:$port"
+  # Settings (and the database password) from the environment (.env), never argv.
+  spawn generator env NO_COLOR=1 GENERATOR_BIND=127.0.0.1 GENERATOR_PORT="$port" \
+    "$DATAGEN_BIN" serve
+  wait_port generator "$port" pid
+}
+
+stop_generator() { stop_pid generator "$GENERATOR_MARKER"; }
 
 # PostgreSQL and MariaDB run as their own system users, which must be able to walk
 # down to $STATE. A checkout in a private directory (mktemp -d makes 0700) blocks
@@ -493,6 +511,7 @@ stack_up() {
 }
 
 stack_down() {
+  stop_generator
   stop_spark
   stop_kafka_connect
   stop_kafka
@@ -514,6 +533,7 @@ SERVICES=(
   "spark-worker|$SPARK_WORKER_WEBUI_PORT|spark-worker|deploy.worker.Worker"
   "spark-connect|$SPARK_CONNECT_PORT|spark-connect|SparkConnectServer"
   "spark app UI|$SPARK_UI_PORT|spark-connect|SparkConnectServer"
+  "generator|${GENERATOR_PORT:-8090}|generator|$GENERATOR_MARKER"
 )
 
 # Resident memory (MiB) of a process and all its descendants (a worker's executors,

@@ -18,6 +18,7 @@ SERVICES = {
     "spark-connect", "pg-datagen", "kafka-datagen", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
     "superset-init", "superset",
+    "generator",
     "postgres-standby",
 }
 ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register", "superset-init"}
@@ -41,6 +42,7 @@ DEPENDS_ON = {
     "pg-datagen": {"postgres": "service_healthy"},
     "postgres-standby": {"postgres": "service_healthy"},
     "kafka-datagen": {"kafka-init": "service_completed_successfully"},
+    "generator": {"postgres": "service_healthy", "kafka-init": "service_completed_successfully"},
     "airflow-init": {
         "postgres": "service_healthy",
         "postgres-standby": "service_healthy",
@@ -73,6 +75,7 @@ PUBLISHED = {
     "kafka": {("KAFKA_PORT", 9092)},
     "kafka-connect": {("KAFKA_CONNECT_PORT", 8083)},
     "superset": {("SUPERSET_PORT", 8088)},
+    "generator": {("GENERATOR_PORT", 8090)},
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
 # What .env holds that is secret: its values must never be on a command line.
@@ -574,3 +577,12 @@ def test_superset_assets_hold_no_secret(dotenv):
             uri = yaml.safe_load(text)["sqlalchemy_uri"]
             assert ":XXXXXXXXXX@${" in uri, path
     assert len(list((assets / "dashboards").glob("*.yaml"))) >= 3
+def test_generator_service(compose_config):
+    """The generator service listens on 8090 inside the network and its healthcheck
+    asks its /health endpoint."""
+    service = compose_config["services"]["generator"]
+    assert service["command"] == ["datagen", "serve"]
+    assert service["environment"]["GENERATOR_BIND"] == "0.0.0.0"
+    assert service["environment"]["GENERATOR_PORT"] == "8090"
+    assert "/dev/tcp/127.0.0.1/8090" in " ".join(service["healthcheck"]["test"])
+    assert "GET /health" in " ".join(service["healthcheck"]["test"])

@@ -40,6 +40,7 @@ os.environ.update(
     AIRFLOW_CONN_PLATFORM_KAFKA=json.dumps({
         "conn_type": "kafka", "extra": {"bootstrap.servers": "k1:9092,k2:9092", "topic": "t1"},
     }),
+    AIRFLOW_CONN_PLATFORM_GENERATOR=json.dumps({"conn_type": "http", "host": "gen.example", "port": 8090}),
     # The token the Spark provider's way: the connection's password field.
     AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
         "conn_type": "spark_connect", "host": "spark.example", "port": 15002,
@@ -76,8 +77,14 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
+# DAGs that call a service's API instead of `jobs`: dag id -> task ids.
+API_DAGS = {"generator_burst": ["request_burst"]}
+
+
 def test_dag_and_task_ids(dagbag):
-    assert set(dagbag.dag_ids) == set(EXPECTED)
+    assert set(dagbag.dag_ids) == set(EXPECTED) | set(API_DAGS)
+    for dag_id, task_ids in API_DAGS.items():
+        assert [t.task_id for t in dagbag.dags[dag_id].tasks] == task_ids
     for dag_id, tasks in EXPECTED.items():
         dag = dagbag.dags[dag_id]
         assert {t.task_id: t.command for t in dag.tasks} == tasks
@@ -389,3 +396,71 @@ def test_cdc_task_fails_when_the_job_fails(dagbag, tmp_path, monkeypatch):
     fake = _fake_jobs(tmp_path, "jobs cdc is already running (another process holds its lock)\n", 1)
     with pytest.raises(RuntimeError, match="status 1"):
         _run_cdc_task(dagbag, monkeypatch, fake)
+
+
+def _kafka_tool(dotenv: dict[str, str], tool: str, *args: str) -> str:
+    """A Kafka command line tool of the local stack's Kafka install (no Python client
+    in the Airflow venv)."""
+    import glob
+    import subprocess
+
+    cache = os.environ.get("PLATFORM_CACHE", str(Path.home() / ".cache/finals-platform"))
+    libs = Path(cache) / f"kafka-{dotenv['KAFKA_VERSION']}" / "libs"
+    if not glob.glob(str(libs / "kafka-tools-*.jar")):
+        pytest.skip(f"no Kafka tools in {libs} (make up installs them)")
+    out = subprocess.run(
+        ["java", f"-Dlog4j2.configurationFile={ROOT}/infra/kafka/log4j2-tools.properties",
+         "-cp", f"{libs}/*", f"org.apache.kafka.tools.{tool}",
+         "--bootstrap-server", dotenv["KAFKA_BOOTSTRAP_SERVERS"], *args],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_generator_burst_through_the_api(dagbag, dotenv, tmp_path):
+    """The DAG's task against a real `datagen serve` on its own topic (never the
+    platform's): the burst is in Kafka, counted by Kafka's own offset tool."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    binary = ROOT / "target/release/datagen"
+    if not binary.exists():
+        pytest.skip("target/release/datagen is missing (make build)")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", int(dotenv["KAFKA_PORT"]))) != 0:
+            pytest.skip("Kafka of the local stack is not running (make up)")
+        s2 = socket.socket()
+        s2.bind(("127.0.0.1", 0))
+        port = s2.getsockname()[1]
+        s2.close()
+    topic = f"dag_test_burst_{os.getpid()}"
+    _kafka_tool(dotenv, "TopicCommand", "--create", "--topic", topic, "--partitions", "1")
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(
+        [str(binary), "serve"], cwd=ROOT, stdout=log, stderr=log,
+        env={**os.environ, "KAFKA_TOPIC": topic, "GENERATOR_PORT": str(port), "NO_COLOR": "1"})
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ["AIRFLOW_CONN_PLATFORM_GENERATOR"] = json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": port})
+        import generator_burst
+
+        result = generator_burst.request_burst.function(
+            params={"count": 500, "bad_ratio": 0.2, "rate": None})
+        assert result["acked"] == 500
+        assert sum(result["breakdown"].values()) == 500
+        offsets = _kafka_tool(dotenv, "GetOffsetShell", "--topic", topic)
+        assert offsets.strip() == f"{topic}:0:500", offsets
+    finally:
+        os.environ["AIRFLOW_CONN_PLATFORM_GENERATOR"] = json.dumps(
+            {"conn_type": "http", "host": "gen.example", "port": 8090})
+        server.terminate()
+        server.wait(timeout=40)
+        _kafka_tool(dotenv, "TopicCommand", "--delete", "--topic", topic)

@@ -17,6 +17,10 @@ pub struct KafkaArgs {
     /// Events per second (overrides --period-secs); 0 means as fast as possible
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Seed of the events' content (names, kinds); default: from the clock. E-mails
+    /// stay unique across runs either way
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Share of malformed events (0..=1), to exercise the stream's quarantine
     #[arg(long, default_value_t = 0.0)]
     pub bad_ratio: f64,

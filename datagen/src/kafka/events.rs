@@ -108,11 +108,17 @@ impl EventGen {
         }
     }
 
-    /// A generator with a clock-based seed and tag: unique e-mails across runs.
-    pub fn from_clock(bad_ratio: f64) -> Self {
+    /// A generator for one run: the content from `seed` (default: the clock), the
+    /// e-mails' tag from the clock, so e-mails stay unique across runs even when a
+    /// seed is repeated (the stream would quarantine a repeated address).
+    pub fn for_run(seed: Option<u64>, bad_ratio: f64) -> Self {
         let now = Utc::now();
         let nanos = now.timestamp_nanos_opt().unwrap_or_default() as u64;
-        Self::new(nanos, format!("{:x}", now.timestamp_millis()), bad_ratio)
+        Self::new(
+            seed.unwrap_or(nanos),
+            format!("{:x}", now.timestamp_millis()),
+            bad_ratio,
+        )
     }
 
     pub fn next_event(&mut self, now: DateTime<Utc>) -> Event {

@@ -1,5 +1,6 @@
 //! The producer: idempotent, every event's delivery is confirmed or counted as failed;
-//! waits for Kafka (and the topic) to come up; stops cleanly on SIGTERM.
+//! waits for Kafka (and the topic) to come up; stops cleanly when cancelled (SIGTERM
+//! for the command line, a cancel request for the service).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use rdkafka::types::RDKafkaRespErr;
 
 use super::args::KafkaArgs;
 use super::events::{EventGen, EventKind, KIND_HEADER};
+use crate::progress::ProgressSink;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +85,14 @@ impl Stats {
     }
 }
 
-/// Counts delivery reports; keeps librdkafka's own chatter at debug level (the
-/// waiting loop reports connection problems itself, once, in plain words).
-#[derive(Default)]
+/// Counts delivery reports (and passes them on to the progress sink); keeps
+/// librdkafka's own chatter at debug level (the waiting loop reports connection
+/// problems itself, once, in plain words).
 struct Ctx {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    progress: Arc<dyn ProgressSink>,
 }
 
 impl ClientContext for Ctx {
@@ -109,8 +112,10 @@ impl ProducerContext for Ctx {
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.progress.acked(1);
             }
             Err((e, _)) => {
+                self.progress.failed(1);
                 if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::error!("an event was not delivered: {e}");
                 }
@@ -144,7 +149,9 @@ fn pace(args: &KafkaArgs) -> Result<Pace, KafkaError> {
             "--rate {r} must be a number of events per second >= 0"
         )),
         (Some(0.0), _) => Ok(Pace::Unlimited),
-        (Some(r), _) => Ok(Pace::Every(Duration::from_secs_f64(1.0 / r))),
+        (Some(r), _) => Duration::try_from_secs_f64(1.0 / r)
+            .map(Pace::Every)
+            .or_else(|_| bad(format!("--rate {r} is too slow to pace events"))),
         (None, Some(_)) => Ok(Pace::Unlimited),
         (None, None) if !args.period_secs.is_finite() || args.period_secs <= 0.0 => bad(format!(
             "KAFKA_DATAGEN_PERIOD_SECS / --period-secs {} must be > 0",
@@ -154,9 +161,15 @@ fn pace(args: &KafkaArgs) -> Result<Pace, KafkaError> {
     }
 }
 
-/// Runs `datagen kafka` until `--count` events are produced or a shutdown is requested;
-/// then flushes, so every produced event is either confirmed or reported as failed.
-pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaError> {
+/// Runs `datagen kafka` until `--count` events are produced or `shutdown` is
+/// requested (a cancellation: the result is then what was produced so far); then
+/// flushes, so every produced event is either confirmed or reported as failed.
+/// `progress` hears of every event sent, delivered or lost.
+pub async fn run(
+    args: &KafkaArgs,
+    shutdown: &Shutdown,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<Stats, KafkaError> {
     let pace = pace(args)?;
     let bootstrap = args.kafka.bootstrap_servers.clone();
     let topic = args.kafka.topic.clone();
@@ -176,12 +189,21 @@ pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaEr
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576");
-    let producer: Arc<Prod> = Arc::new(config.create_with_context(Ctx::default()).map_err(
-        |source| KafkaError::Client {
-            bootstrap: bootstrap.clone(),
-            source: Box::new(source),
-        },
-    )?);
+    let ctx = Ctx {
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        progress: progress.clone(),
+    };
+    let producer: Arc<Prod> =
+        Arc::new(
+            config
+                .create_with_context(ctx)
+                .map_err(|source| KafkaError::Client {
+                    bootstrap: bootstrap.clone(),
+                    source: Box::new(source),
+                })?,
+        );
 
     if !wait_for_topic(&producer, args, shutdown).await? {
         tracing::info!("stopped before Kafka was reachable: nothing produced");
@@ -198,7 +220,8 @@ pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaEr
         args.bad_ratio * 100.0
     );
 
-    let mut generator = EventGen::from_clock(args.bad_ratio);
+    progress.stage("events", args.count);
+    let mut generator = EventGen::for_run(args.seed, args.bad_ratio);
     let kinds: Vec<EventKind> = std::iter::once(EventKind::Valid)
         .chain(EventKind::MALFORMED)
         .collect();
@@ -243,6 +266,7 @@ pub async fn run(args: &KafkaArgs, shutdown: &Shutdown) -> Result<Stats, KafkaEr
             }
         }
         produced += 1;
+        progress.sent(1);
         if let Some(i) = kinds.iter().position(|k| *k == event.kind) {
             by_kind[i] += 1;
         }

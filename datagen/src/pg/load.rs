@@ -10,7 +10,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
 use super::args::PgArgs;
 use super::copy::{TableCopy, encode_all};
 use super::generate::{VolumeError, Volumes, generate};
-use crate::progress::Progress;
+use crate::progress::ProgressSink;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -37,6 +38,8 @@ pub enum PgError {
     },
     #[error("generating the data set failed: {0}")]
     Generate(String),
+    #[error("cancelled before the commit; nothing was written")]
+    Cancelled,
 }
 
 /// What a run did.
@@ -76,8 +79,14 @@ impl Ctx {
 }
 
 /// Runs `datagen pg`: fills the five tables unless they already hold data (`--reset`
-/// empties and refills them), all in one transaction.
-pub async fn run(args: &PgArgs) -> Result<Outcome, PgError> {
+/// empties and refills them), all in one transaction. `cancel` rolls it back (checked
+/// between COPY chunks and before the commit); `progress` hears of each table (a
+/// stage), the rows sent, and all of them acknowledged at the commit.
+pub async fn run(
+    args: &PgArgs,
+    cancel: &Shutdown,
+    progress: &dyn ProgressSink,
+) -> Result<Outcome, PgError> {
     let started = Instant::now();
     let options = args.postgres.connect_options()?;
     let volumes = Volumes::from(args.volumes);
@@ -162,9 +171,8 @@ pub async fn run(args: &PgArgs) -> Result<Outcome, PgError> {
     // transaction, so nobody sees the tables without their keys.
     let foreign_keys = ForeignKeys::load(&mut tx, &ctx).await?;
     foreign_keys.drop(&mut tx, &ctx).await?;
-    let progress = Progress::auto();
     for t in &tables {
-        copy_table(&mut tx, &ctx, &progress, t).await?;
+        copy_table(&mut tx, &ctx, cancel, progress, t).await?;
     }
     let keys_started = Instant::now();
     foreign_keys.restore(&mut tx, &ctx).await?;
@@ -173,8 +181,12 @@ pub async fn run(args: &PgArgs) -> Result<Outcome, PgError> {
         "foreign keys checked in {:.0} ms",
         keys_started.elapsed().as_secs_f64() * 1e3
     );
+    if cancel.is_requested() {
+        return Err(PgError::Cancelled);
+    }
     let commit_started = Instant::now();
     tx.commit().await.map_err(ctx.query("COMMIT"))?;
+    progress.acked(tables.iter().map(|t| t.rows as u64).sum());
     tracing::debug!(
         "committed in {:.0} ms",
         commit_started.elapsed().as_secs_f64() * 1e3
@@ -293,24 +305,28 @@ async fn count_rows(
 async fn copy_table(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    progress: &Progress,
+    cancel: &Shutdown,
+    progress: &dyn ProgressSink,
     t: &TableCopy,
 ) -> Result<(), PgError> {
     let started = Instant::now();
-    let bar = progress.bar(t.table, t.rows as u64);
+    progress.stage(t.table, Some(t.rows as u64));
     let what = || format!("COPY into {}", t.table);
     let mut copy = tx
         .copy_in_raw(&t.statement())
         .await
         .map_err(ctx.query(what()))?;
     for (rows, chunk) in &t.chunks {
+        if cancel.is_requested() {
+            // Dropping the COPY and the transaction rolls both back.
+            return Err(PgError::Cancelled);
+        }
         copy.send(chunk.as_bytes())
             .await
             .map_err(ctx.query(what()))?;
-        bar.inc(*rows as u64);
+        progress.sent(*rows as u64);
     }
     let n = copy.finish().await.map_err(ctx.query(what()))?;
-    bar.finish();
     tracing::debug!(
         "{}: {n} rows in {:.0} ms",
         t.table,

@@ -2,9 +2,14 @@
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use datagen::cli::{Cli, Command as Sub};
+use datagen::kafka::KIND_HEADER;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 #[allow(unused_imports)]
@@ -112,3 +117,49 @@ pub async fn checksum(conn: &mut PgConnection) -> String {
 pub fn error_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains("ERROR")).collect()
 }
+
+pub fn bootstrap() -> String {
+    common::load_dotenv();
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".into())
+}
+
+/// Everything in the topic: (kind header, payload). Reads until `expected` messages
+/// arrived and then 2 more quiet seconds, to catch extras.
+pub fn read_all(topic: &str, expected: usize) -> Vec<(String, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{topic}_reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let kind = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == KIND_HEADER))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                out.push((kind, m.payload().unwrap_or_default().to_vec()));
+                quiet_since = Instant::now();
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {
+                if out.len() >= expected && quiet_since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+pub mod server;

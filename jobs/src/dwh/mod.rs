@@ -330,6 +330,7 @@ async fn start(
         crate::cdc::changes::envelope_columns(),
         plan::event_columns(),
         plan::reason_columns(sources),
+        plan::typed_columns(sources),
         plan::target_columns(sources),
         plan::sink_columns(),
     ];

@@ -41,8 +41,20 @@ impl Source {
             .unwrap_or_else(|| panic!("{}.{name} is not a source column", self.table))
     }
 
+    /// A column of the row image `img` (`__img` or `__before`), as the typed column
+    /// stage 4 extracted once (`typed_columns`), so later expressions stay small.
     fn value(&self, name: &str, img: &str) -> String {
-        self.column(name).extract_in(img)
+        let _ = self.column(name);
+        typed_name(self.table, img, name)
+    }
+
+    /// The images whose columns the vault rows read: the before image only where an
+    /// update can move a link-owned row (an order line to another order or product).
+    fn images(&self) -> &'static [&'static str] {
+        match model::owner(self.table) {
+            Some(Parent::Link(_)) => &["__img", "__before"],
+            _ => &["__img"],
+        }
     }
 
     /// A business key as hashed: text, trimmed, upper case.
@@ -93,6 +105,10 @@ impl Source {
     fn satellites(&self) -> Vec<Satellite> {
         model::satellites(self.table, &self.columns)
     }
+}
+
+fn typed_name(table: &str, img: &str, column: &str) -> String {
+    format!("`{table}{img}__{column}`")
 }
 
 /// How the change apply's parser reads a PostgreSQL column.
@@ -203,30 +219,27 @@ fn upserts(src: &Source) -> Vec<String> {
         ));
     }
     for s in src.satellites() {
-        let (attributes, extra): (Vec<(String, String)>, Vec<(String, String)>) =
-            match s.effectivity_of {
-                None => {
-                    let a: Vec<_> = s
-                        .attributes
-                        .iter()
-                        .map(|c| f(&c.name, src.value(&c.name, img)))
-                        .collect();
-                    (a.clone(), a)
-                }
-                Some(l) => {
-                    let link = format!(
-                        "CASE WHEN {} THEN {} END",
-                        src.link_complete(l, img),
-                        src.link_hk(l, img)
-                    );
-                    (vec![f("link_hk", &link)], vec![f("link_hk", link)])
-                }
-            };
+        // The described values: the attributes, or which link is current.
+        let attributes: Vec<(String, String)> = match s.effectivity_of {
+            None => s
+                .attributes
+                .iter()
+                .map(|c| f(&c.name, src.value(&c.name, img)))
+                .collect(),
+            Some(l) => vec![f(
+                "link_hk",
+                format!(
+                    "CASE WHEN {} THEN {} END",
+                    src.link_complete(l, img),
+                    src.link_hk(l, img)
+                ),
+            )],
+        };
         let mut fields = vec![f("hk", src.sat_hk(&s, img))];
         fields.extend(meta());
         fields.push(f("hashdiff", format!("md5({})", json(&attributes))));
         fields.push(f("is_deleted", "false"));
-        fields.extend(extra);
+        fields.extend(attributes);
         out.push(element("sat", &s.name, &json(&fields)));
         // An order line moved to another order or product is another link: the old
         // one's satellite records that it ended.
@@ -331,7 +344,38 @@ pub fn reason_columns(sources: &[Source]) -> Vec<String> {
     .to_vec()
 }
 
-/// Stage 4: the vault rows of each event (one skipped row for a tombstone or a
+/// Stage 4: every source column of each image, extracted and typed once (NULL on
+/// events of other tables).
+pub fn typed_columns(sources: &[Source]) -> Vec<String> {
+    let mut cols: Vec<String> = [
+        "__reason",
+        "__raw",
+        "topic",
+        "partition",
+        "offset",
+        "__tombstone",
+        "__dop",
+        "__ts",
+        "__table",
+    ]
+    .map(String::from)
+    .to_vec();
+    for s in sources {
+        for img in s.images() {
+            for c in &s.parsed {
+                cols.push(format!(
+                    "CASE WHEN __table = '{}' THEN {} END AS {}",
+                    s.table,
+                    c.extract_in(img),
+                    typed_name(s.table, img, &c.name)
+                ));
+            }
+        }
+    }
+    cols
+}
+
+/// Stage 5: the vault rows of each event (one skipped row for a tombstone or a
 /// quarantined event, so its offset is still recorded).
 pub fn target_columns(sources: &[Source]) -> Vec<String> {
     let targets: Vec<String> = sources
@@ -362,7 +406,7 @@ pub fn target_columns(sources: &[Source]) -> Vec<String> {
     ]
 }
 
-/// Stage 5: one row per vault row, what the sink's vault write reads.
+/// Stage 6: one row per vault row, what the sink's vault write reads.
 pub fn sink_columns() -> Vec<String> {
     [
         "inline(__targets)",
