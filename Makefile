@@ -7,13 +7,14 @@ CARGO ?= cargo
 PROFILE := --release
 
 # (up-airflow: see below)
-.PHONY: help install build up up-airflow up-bi up-generator down status demo test fmt-check clippy unit-tests integration-tests bi-check generator-fuzz
+.PHONY: help install build up up-airflow up-bi up-generator down status standby-rebuild demo test fmt-check clippy unit-tests integration-tests bi-check generator
 
 help:
 	@echo "make demo    run the platform on the local stack"
 	@echo "make test    everything CI checks: fmt, clippy, unit and integration tests"
 	@echo "make up | down | status    the local stack (infra/local)"
 	@echo "make up-airflow            the local stack plus Airflow on :8080"
+	@echo "make standby-rebuild       a new copy of the primary for the PostgreSQL standby (:5433)"
 	@echo "make up-bi                 the local stack plus Superset's dashboards on :8088"
 	@echo "make up-generator          the local stack plus the generator service on :8090"
 	@echo "make compat                the jobs and integration tests on each supported Spark version"
@@ -49,6 +50,11 @@ status:
 	@$(STACK) status
 	@infra/airflow/native.sh status 2>/dev/null | tail -n +2 || true
 	@infra/superset/native.sh status 2>/dev/null | tail -n +2 || true
+
+# A broken or promoted PostgreSQL hot standby: stopped, its data removed, cloned anew
+# from the running primary (pg_basebackup) and started.
+standby-rebuild:
+	@$(STACK) standby rebuild
 
 demo: up
 # Data generators: the default data set (a no-op when it is there already), then a

@@ -42,9 +42,10 @@ PASSTHROUGH_ENV = (
     "RUST_BACKTRACE",
     "POSTGRES_SCHEMA",
     "KAFKA_TOPIC",
+    "POSTGRES_READ_FROM",
 )
 # ...and the jobs' own tuning settings (none of them secret), by prefix.
-PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_", "CDC_", "DWH_")
+PASSTHROUGH_PREFIXES = ("JOBS_", "REPLICATE_", "MARTS_", "STREAM_", "CDC_", "DWH_", "POSTGRES_STANDBY_")
 
 # What the DAGs work on (the `jobs` CLI's names).
 TABLES = ("users", "product_categories", "products", "orders", "order_details")

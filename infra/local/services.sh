@@ -13,6 +13,9 @@ pg_admin_env() { echo "PGHOST=$PG_DIR/run PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES
 # replication slot: wal_level=logical, and room for slots and WAL senders. Given on the
 # server's command line, so they hold for a data directory initialised before too.
 PG_CDC_SETTINGS="-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
+# The primary's and the standby's: a hot standby needs max_connections, max_wal_senders
+# (and the other limits) at least as high as its primary's.
+PG_SERVER_SETTINGS="-c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on $PG_CDC_SETTINGS"
 
 # Does the running server have the settings above? ("" when it does not answer)
 pg_cdc_ready() {
@@ -52,7 +55,7 @@ start_postgres() {
   [ "$(id -u)" -eq 0 ] && chown postgres: "$LOGS/postgres.log"
   log "starting postgres on port $POSTGRES_PORT"
   as_user postgres "$bin/pg_ctl" -D "$PG_DIR/data" -l "$LOGS/postgres.log" -w -t "$UP_TIMEOUT" \
-    -o "-p $POSTGRES_PORT -k $PG_DIR/run -c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on $PG_CDC_SETTINGS" \
+    -o "-p $POSTGRES_PORT -k $PG_DIR/run $PG_SERVER_SETTINGS" \
     start >/dev/null || die "postgres did not start; see $LOGS/postgres.log"
   mkdir -p "$RUN"
   head -n 1 "$PG_DIR/data/postmaster.pid" >"$RUN/postgres.pid"
@@ -70,7 +73,9 @@ init_postgres() {
   (
     export PGHOST="$PG_DIR/run" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
       APP_DB="$POSTGRES_DB" APP_SCHEMA="$POSTGRES_SCHEMA" APP_USER="$POSTGRES_USER" \
-      APP_PASSWORD="$POSTGRES_PASSWORD" APP_DWH_DB="$DWH_DB"
+      APP_PASSWORD="$POSTGRES_PASSWORD" APP_DWH_DB="$DWH_DB" \
+      APP_REPLICATION_USER="$POSTGRES_REPLICATION_USER" \
+      APP_REPLICATION_PASSWORD="$POSTGRES_REPLICATION_PASSWORD"
     "$ROOT/infra/db/postgres/init.sh"
   ) >>"$LOGS/postgres-init.log" 2>&1 || die "PostgreSQL init failed; see $LOGS/postgres-init.log"
 }
@@ -81,6 +86,125 @@ stop_postgres() {
     as_user postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   stop_pid postgres "$PG_MARKER"
+}
+
+# --- PostgreSQL hot standby (streaming replication from the primary) -------
+# Cloned from the primary with pg_basebackup on its first start (infra/db/postgres/
+# standby-clone.sh), then fed by streaming replication through the physical slot
+# POSTGRES_STANDBY_SLOT, as POSTGRES_REPLICATION_USER. The batch jobs read it
+# (POSTGRES_READ_FROM=standby). Nothing on the primary needs a restart: its wal_level
+# (logical) and max_wal_senders already allow it, and initdb's pg_hba.conf admits
+# replication connections from localhost with a password.
+PGS_DIR="$STATE/postgres-standby"
+PGS_MARKER="$PGS_DIR/data"
+
+pg_standby_admin() {
+  PGHOST="$PGS_DIR/run" PGPORT="$POSTGRES_STANDBY_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
+    psql -X -q -A -t -d postgres "$@"
+}
+
+pg_primary_admin() {
+  PGHOST="$PG_DIR/run" PGPORT="$POSTGRES_PORT" PGUSER="$POSTGRES_ADMIN_USER" \
+    psql -X -q -A -t -d postgres "$@"
+}
+
+# The replication role's password for the walreceiver and pg_basebackup, in a
+# passfile only the postgres account reads (never in argv or postgresql.auto.conf);
+# rewritten on every start, so it follows .env.
+write_standby_passfile() {
+  local pass="$PGS_DIR/.pgpass" escaped
+  escaped="$(printf '%s' "$POSTGRES_REPLICATION_PASSWORD" | sed 's/[\\:]/\\&/g')"
+  (umask 077; printf '*:*:*:%s:%s\n' "$POSTGRES_REPLICATION_USER" "$escaped" >"$pass")
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$pass"
+  return 0
+}
+
+start_postgres_standby() {
+  local bin; bin="$(pg_bin)"
+  if running postgres-standby "$PGS_MARKER"; then
+    log "postgres-standby already running"
+    standby_warn_if_promoted
+    return 0
+  fi
+  port_free_or_die postgres-standby "$POSTGRES_STANDBY_PORT"
+  mkdir -p "$PGS_DIR/run" "$LOGS"
+  touch "$LOGS/postgres-standby.log"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PGS_DIR" "$PGS_DIR/run" "$LOGS/postgres-standby.log"; fi
+  chmod 700 "$PGS_DIR" "$PGS_DIR/run"
+  write_standby_passfile
+  if [ ! -s "$PGS_DIR/data/PG_VERSION" ]; then
+    log "cloning the primary into postgres-standby (pg_basebackup, slot $POSTGRES_STANDBY_SLOT)"
+    rm -rf "$PGS_DIR/data"
+    as_user postgres env PGPASSFILE="$PGS_DIR/.pgpass" PG_BIN="$bin" PRIMARY_HOST="$POSTGRES_HOST" \
+      PRIMARY_PORT="$POSTGRES_PORT" REPL_USER="$POSTGRES_REPLICATION_USER" \
+      SLOT="$POSTGRES_STANDBY_SLOT" STANDBY_DATA="$PGS_DIR/data" \
+      "$ROOT/infra/db/postgres/standby-clone.sh" >>"$LOGS/postgres-standby.log" 2>&1 ||
+      { rm -rf "$PGS_DIR/data"; die "cloning the primary into postgres-standby failed; see $LOGS/postgres-standby.log"; }
+  fi
+  log "starting postgres-standby on port $POSTGRES_STANDBY_PORT"
+  # hot_standby_feedback: the primary keeps the row versions the standby's snapshots
+  # still read, so a long batch read is not cancelled by the primary's vacuum.
+  local conninfo="host=$POSTGRES_HOST port=$POSTGRES_PORT user=$POSTGRES_REPLICATION_USER passfile=$PGS_DIR/.pgpass application_name=$POSTGRES_STANDBY_SLOT"
+  as_user postgres "$bin/pg_ctl" -D "$PGS_DIR/data" -l "$LOGS/postgres-standby.log" -w -t "$UP_TIMEOUT" \
+    -o "-p $POSTGRES_STANDBY_PORT -k $PGS_DIR/run $PG_SERVER_SETTINGS -c hot_standby=on -c hot_standby_feedback=on -c primary_slot_name=$POSTGRES_STANDBY_SLOT -c primary_conninfo='$conninfo'" \
+    start >/dev/null || die "postgres-standby did not start; see $LOGS/postgres-standby.log (rebuild it: make standby-rebuild)"
+  mkdir -p "$RUN"
+  head -n 1 "$PGS_DIR/data/postmaster.pid" >"$RUN/postgres-standby.pid"
+  standby_warn_if_promoted
+}
+
+# A standby that was promoted still runs but no longer follows the primary.
+standby_warn_if_promoted() {
+  if [ "$(pg_standby_admin -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; then
+    log "WARNING: postgres-standby is not in recovery (promoted): it no longer follows the primary; rebuild it with: make standby-rebuild"
+  fi
+}
+
+stop_postgres_standby() {
+  if running postgres-standby "$PGS_MARKER"; then
+    log "stopping postgres-standby"
+    as_user postgres "$(pg_bin)/pg_ctl" -D "$PGS_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  stop_pid postgres-standby "$PGS_MARKER"
+}
+
+# A new copy of the primary: for a standby that is broken, promoted, or lost the WAL
+# it needed. The primary keeps running.
+rebuild_postgres_standby() {
+  running postgres "$PG_MARKER" || die "the primary (postgres) is not running: make up first"
+  stop_postgres_standby
+  log "removing the standby's data directory $PGS_DIR/data"
+  rm -rf "$PGS_DIR/data"
+  start_postgres_standby
+  standby_status
+}
+
+# One line: is the standby following the primary, and how far behind it replays.
+standby_status() {
+  local recovery row
+  if ! running postgres-standby "$PGS_MARKER"; then
+    echo "postgres standby: stopped (make up starts it; make standby-rebuild makes a new copy)"
+    return 0
+  fi
+  recovery="$(pg_standby_admin -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)"
+  case "$recovery" in
+    f) echo "postgres standby: PROMOTED (not in recovery): it no longer follows the primary; rebuild it: make standby-rebuild"; return 0 ;;
+    t) ;;
+    *) echo "postgres standby: does not answer; see $LOGS/postgres-standby.log"; return 0 ;;
+  esac
+  row="$(pg_primary_admin -F ' ' -v slot="$POSTGRES_STANDBY_SLOT" 2>/dev/null <<'SQL' || true
+SELECT state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
+       coalesce(round(extract(epoch FROM replay_lag)::numeric, 3), 0)
+  FROM pg_stat_replication WHERE application_name = :'slot' LIMIT 1;
+SQL
+)"
+  if [ -z "$row" ]; then
+    echo "postgres standby: in recovery but not streaming from the primary (slot $POSTGRES_STANDBY_SLOT); see $LOGS/postgres-standby.log"
+  else
+    local state bytes secs
+    read -r state bytes secs <<<"$row"
+    echo "postgres standby: $state from the primary (slot $POSTGRES_STANDBY_SLOT), replay lag $bytes bytes, ${secs} s"
+  fi
 }
 
 # --- MariaDB (the MySQL server of the local stack) --------------------------
@@ -364,6 +488,7 @@ stack_up() {
   start_spark_worker
   start_spark_connect
   init_postgres
+  start_postgres_standby
   init_mariadb
   init_kafka_topic
   [ -x "$JOBS_BIN" ] || die "$JOBS_BIN is missing: build it first (make build)"
@@ -374,6 +499,7 @@ stack_up() {
     svc="$(grep -o 'service=[a-z-]*' "$LOGS/check.log" | tail -n 1 | cut -d= -f2)"
     case "$svc" in
       postgres) die "PostgreSQL is not usable; see $LOGS/postgres.log" ;;
+      postgres-standby) die "the PostgreSQL standby is not usable; see $LOGS/postgres-standby.log (make standby-rebuild makes a new copy)" ;;
       mysql) die "MySQL (MariaDB) is not usable; see $LOGS/mariadb.log" ;;
       kafka) die "Kafka is not usable; see $LOGS/kafka.log" ;;
       spark-connect) die "Spark Connect is not usable; see $LOGS/spark-connect.log (cluster: $LOGS/spark-master.log, $LOGS/spark-worker.log)" ;;
@@ -390,6 +516,7 @@ stack_down() {
   stop_kafka_connect
   stop_kafka
   stop_mariadb
+  stop_postgres_standby
   stop_postgres
   log "stopped"
 }
@@ -397,6 +524,7 @@ stack_down() {
 # name|port|pid-file name|marker
 SERVICES=(
   "postgres|$POSTGRES_PORT|postgres|$PG_MARKER"
+  "postgres-standby|$POSTGRES_STANDBY_PORT|postgres-standby|$PGS_MARKER"
   "mysql (mariadb)|$MYSQL_PORT|mariadb|$MY_MARKER"
   "kafka|$KAFKA_PORT|kafka|$KAFKA_MARKER"
   "kafka-connect|$KAFKA_CONNECT_PORT|kafka-connect|$CONNECT_MARKER"
@@ -441,6 +569,7 @@ stack_status() {
     fi
   done
   echo "resident memory of the stack: ${total} MiB; logs: $LOGS"
+  standby_status
   if running kafka-connect "$CONNECT_MARKER"; then
     echo "change data capture: $(cdc_status 2>&1 || true)"
   fi

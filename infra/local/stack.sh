@@ -6,6 +6,9 @@
 #   stack.sh up-generator     the generator service (datagen serve) on GENERATOR_PORT
 #   stack.sh install          only install
 #   stack.sh install-browser  Chromium and chromedriver (for the browser tests)
+#   stack.sh standby start|stop|rebuild|status
+#                             only the PostgreSQL hot standby (rebuild: a new copy of
+#                             the primary, for a broken or promoted standby)
 # Installs are cached in $PLATFORM_CACHE (default ~/.cache/finals-platform) so later
 # starts reuse them; data, logs and pid files live in $PLATFORM_STATE (default .local/).
 set -euo pipefail
@@ -15,7 +18,7 @@ HERE="$ROOT/infra/local"
 # shellcheck source=infra/local/lib.sh
 source "$HERE/lib.sh"
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 cmd="${1:-}"
 case "$cmd" in
@@ -25,6 +28,15 @@ case "$cmd" in
   up) shift; stack_up "$@" ;;
   down) stack_down ;;
   status) stack_status ;;
+  standby)
+    mkdir -p "$LOGS" "$RUN"
+    case "${2:-}" in
+      start) start_postgres_standby ;;
+      stop) stop_postgres_standby ;;
+      rebuild) rebuild_postgres_standby ;;
+      status) standby_status ;;
+      *) usage >&2; exit 2 ;;
+    esac ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

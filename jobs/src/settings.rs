@@ -3,10 +3,15 @@
 
 use common::{KafkaSettings, MysqlSettings, PostgresSettings, SparkSettings};
 
+use crate::postgres::ReadSettings;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     #[command(flatten)]
     pub postgres: PostgresSettings,
+    /// Where the batch reads of PostgreSQL go (the primary or its hot standby).
+    #[command(flatten)]
+    pub postgres_reads: ReadSettings,
     #[command(flatten)]
     pub mysql: MysqlSettings,
     #[command(flatten)]

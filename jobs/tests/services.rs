@@ -47,6 +47,7 @@ async fn check_probes_every_service() {
     };
     let settings = jobs::Settings {
         postgres: pg,
+        postgres_reads: support::postgres_reads(),
         mysql: my,
         kafka,
         spark,

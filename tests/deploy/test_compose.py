@@ -19,6 +19,7 @@ SERVICES = {
     "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
     "superset-init", "superset",
     "generator",
+    "postgres-standby",
 }
 ONE_SHOT = {"kafka-init", "pg-datagen", "airflow-init", "cdc-register", "superset-init"}
 LONG_RUNNING = SERVICES - ONE_SHOT
@@ -39,10 +40,12 @@ DEPENDS_ON = {
     "spark-worker": {"spark-master": "service_healthy"},
     "spark-connect": {"spark-master": "service_healthy", "spark-worker": "service_healthy"},
     "pg-datagen": {"postgres": "service_healthy"},
+    "postgres-standby": {"postgres": "service_healthy"},
     "kafka-datagen": {"kafka-init": "service_completed_successfully"},
     "generator": {"postgres": "service_healthy", "kafka-init": "service_completed_successfully"},
     "airflow-init": {
         "postgres": "service_healthy",
+        "postgres-standby": "service_healthy",
         "mysql": "service_healthy",
         "kafka-init": "service_completed_successfully",
         "kafka-datagen": "service_healthy",
@@ -67,6 +70,7 @@ PUBLISHED = {
     "spark-master": {("SPARK_MASTER_WEBUI_PORT", 8081)},
     "spark-connect": {("SPARK_CONNECT_PORT", 15002), ("SPARK_UI_PORT", 4040)},
     "postgres": {("POSTGRES_PORT", 5432)},
+    "postgres-standby": {("POSTGRES_STANDBY_PORT", 5432)},
     "mysql": {("MYSQL_PORT", 3306)},
     "kafka": {("KAFKA_PORT", 9092)},
     "kafka-connect": {("KAFKA_CONNECT_PORT", 8083)},
@@ -123,8 +127,9 @@ def test_ports(compose_config, dotenv):
     # the documented defaults
     assert {dotenv[k] for k in ("POSTGRES_PORT", "MYSQL_PORT", "KAFKA_PORT",
                                 "SPARK_MASTER_WEBUI_PORT", "SPARK_CONNECT_PORT",
-                                "SPARK_UI_PORT", "KAFKA_CONNECT_PORT")} == {
-        "5432", "3306", "9092", "8081", "15002", "4040", "8083"}
+                                "SPARK_UI_PORT", "KAFKA_CONNECT_PORT",
+                                "POSTGRES_STANDBY_PORT")} == {
+        "5432", "3306", "9092", "8081", "15002", "4040", "8083", "5433"}
 
 
 def test_one_setting_opens_every_port(compose_cmd, dotenv):
@@ -190,6 +195,7 @@ def test_named_volumes(compose_config):
         }
 
     assert named("postgres") == {"/var/lib/postgresql/data": "postgres-data"}
+    assert named("postgres-standby") == {"/var/lib/postgresql/data": "postgres-standby-data"}
     assert named("mysql") == {"/var/lib/mysql": "mysql-data"}
     assert named("spark-connect")["/opt/spark/checkpoints"] == "spark-checkpoints"
     assert "spark-checkpoints" in compose_config["volumes"]

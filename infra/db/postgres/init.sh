@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent PostgreSQL init: role (with REPLICATION, for change data capture),
-# database, schema and tables.
+# database, schema and tables; with APP_REPLICATION_USER (and APP_REPLICATION_PASSWORD)
+# set, also the role the hot standby streams as.
 # Used by the local stack and mounted into the postgres image's /docker-entrypoint-initdb.d.
 # Connects as the admin role through whatever libpq settings the caller exports
 # (PGHOST, PGPORT, PGUSER, PGPASSWORD). The platform's names come from APP_DB,
@@ -19,3 +20,8 @@ if [ -n "${APP_DWH_DB:-}" ]; then
 fi
 run_psql -d "${APP_ADMIN_DB:-postgres}" -v user="$APP_USER" -f "$here/replication.sql"
 run_psql -d "$APP_DB" -v schema="$APP_SCHEMA" -v user="$APP_USER" -f "$here/schema.sql"
+if [ -n "${APP_REPLICATION_USER:-}" ]; then
+  : "${APP_REPLICATION_PASSWORD:?APP_REPLICATION_PASSWORD must be set with APP_REPLICATION_USER}"
+  ROLE_PASSWORD="$APP_REPLICATION_PASSWORD" run_psql -d "${APP_ADMIN_DB:-postgres}" \
+      -v user="$APP_REPLICATION_USER" -f "$here/standby.sql"
+fi

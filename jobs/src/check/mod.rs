@@ -22,6 +22,7 @@ pub const HEALTH_TOPIC: &str = "_platform_health";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {
     Postgres,
+    PostgresStandby,
     Mysql,
     Kafka,
     SparkConnect,
@@ -31,6 +32,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Postgres => "postgres",
+            Service::PostgresStandby => "postgres-standby",
             Service::Mysql => "mysql",
             Service::Kafka => "kafka",
             Service::SparkConnect => "spark-connect",
@@ -39,8 +41,9 @@ impl Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Postgres,
+        Service::PostgresStandby,
         Service::Mysql,
         Service::Kafka,
         Service::SparkConnect,
@@ -107,6 +110,7 @@ pub async fn probe(settings: &Settings, service: Service) -> Result<String> {
     let fut = async {
         match service {
             Service::Postgres => probe_postgres(&settings.postgres).await,
+            Service::PostgresStandby => probe_standby(settings).await,
             Service::Mysql => probe_mysql(&settings.mysql).await,
             Service::Kafka => probe_kafka(&settings.kafka).await,
             Service::SparkConnect => probe_spark(&settings.spark).await,
@@ -133,6 +137,21 @@ async fn probe_postgres(pg: &PostgresSettings) -> Result<String> {
     );
     conn.close().await.ok();
     Ok(format!("query on {} (schema {schema})", pg.describe()))
+}
+
+/// The hot standby the batch reads use: in recovery, of this primary, caught up
+/// within the bound. Not probed when the reads go to the primary.
+async fn probe_standby(settings: &Settings) -> Result<String> {
+    let reads = &settings.postgres_reads;
+    match reads.ready(&settings.postgres).await? {
+        None => Ok("not used (POSTGRES_READ_FROM=primary)".into()),
+        Some(c) => Ok(format!(
+            "{} replays the primary (at {} within {} ms)",
+            reads.target(&settings.postgres).describe(),
+            c.target,
+            c.waited.as_millis()
+        )),
+    }
 }
 
 async fn probe_mysql(my: &MysqlSettings) -> Result<String> {

@@ -17,5 +17,7 @@ pub async fn pool(pg: &PostgresSettings) -> Result<PgPool> {
 }
 
 mod snapshot;
+pub mod standby;
 
 pub use snapshot::Snapshot;
+pub use standby::{ReadFrom, ReadSettings};

@@ -68,7 +68,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         // The fingerprints are computed inside the databases: no Spark session needed.
         return verify::run(settings, &tables, args.locks).await;
     }
-    let source = JdbcTarget::postgres(&settings.postgres)?;
+    // The primary, or its hot standby (POSTGRES_READ_FROM): every read of the run
+    // goes there; the baseline too.
+    let read_pg = settings.postgres_reads.target(&settings.postgres);
+    let source = JdbcTarget::postgres(&read_pg)?;
     let sink = JdbcTarget::mysql(&settings.mysql)?;
     let mysql_pool = crate::mysql::pool(&settings.mysql).await?;
     let remote = &settings.spark;
@@ -94,11 +97,13 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
     }
     let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
     let locks = TableLocks::acquire(&settings.mysql, &names, args.locks).await?;
-    // Taken once the locks are held: a run that waited copies the newer state.
-    let snapshot = Snapshot::export(&settings.postgres).await?;
+    // Taken once the locks are held: a run that waited copies the newer state. On the
+    // standby, only once it has replayed what the primary held at this point.
+    settings.postgres_reads.ready(&settings.postgres).await?;
+    let snapshot = Snapshot::export(&read_pg).await?;
     let ctx = Job {
         spark: &spark,
-        pg: &settings.postgres,
+        pg: &read_pg,
         snapshot: &snapshot,
         mysql_pool: &mysql_pool,
         locks: &locks,

@@ -54,7 +54,13 @@ pub async fn run(
     let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
     let locks = TableLocks::acquire(&settings.mysql, &names, lock_args).await?;
     let locked = Instant::now();
-    let opened = open_snapshots(&settings.postgres, &mut readers, tables).await;
+    // The source: the primary, or its standby once it has replayed the primary's
+    // position of this moment, so no change the replicas may hold is missing from it.
+    let read_pg = settings.postgres_reads.target(&settings.postgres);
+    let opened = match settings.postgres_reads.ready(&settings.postgres).await {
+        Ok(_) => open_snapshots(&read_pg, &mut readers, tables).await,
+        Err(e) => Err(e),
+    };
     locks.release().await;
     tracing::debug!(
         "MySQL table locks held {:?} to open the snapshots",
@@ -65,7 +71,7 @@ pub async fn run(
         tables
             .iter()
             .zip(readers)
-            .map(|(t, my)| verify_table(&settings.postgres, &snapshot, my, t)),
+            .map(|(t, my)| verify_table(&read_pg, &snapshot, my, t)),
     )
     .await;
     report(tables, results, started)

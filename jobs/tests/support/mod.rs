@@ -52,6 +52,21 @@ pub fn postgres() -> PostgresSettings {
     }
 }
 
+/// Where the batch reads go, as `.env` says (POSTGRES_READ_FROM, POSTGRES_STANDBY_*).
+pub fn postgres_reads() -> jobs::postgres::ReadSettings {
+    use clap::ValueEnum;
+    common::load_dotenv();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    jobs::postgres::ReadSettings {
+        read_from: env("POSTGRES_READ_FROM")
+            .map(|v| jobs::postgres::ReadFrom::from_str(&v, true).expect("POSTGRES_READ_FROM"))
+            .unwrap_or(jobs::postgres::ReadFrom::Primary),
+        standby_host: env("POSTGRES_STANDBY_HOST"),
+        standby_port: env("POSTGRES_STANDBY_PORT").map_or(5433, |p| p.parse().expect("port")),
+        max_lag_secs: env("POSTGRES_STANDBY_MAX_LAG_SECS").map_or(30, |s| s.parse().expect("secs")),
+    }
+}
+
 pub fn mysql() -> MysqlSettings {
     common::load_dotenv();
     MysqlSettings {
