@@ -42,6 +42,9 @@ equal() {
   done
   echo yes
 }
+# Untimed: Debezium captures the regenerated data set (the load's capture barrier would
+# otherwise time out, and the wait is not the vault's cost).
+CDC_CAPTURE_WAIT_SECS=1800 "$JOBS" dwh --available-now >/dev/null 2>&1
 echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 rows=0
 for t in "${TABLES[@]}"; do rows=$((rows + $("${PSQL[@]}" -d "$POSTGRES_DB" -c "SELECT count(*) FROM $SCHEMA.$t"))); done
