@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, env = "DWH_TRIGGER_INTERVAL_MS", default_value_t = 500)]
     trigger_interval_ms: u64,
     /// Upper bound of change events per micro-batch (all topics together)
-    #[arg(long, env = "DWH_MAX_OFFSETS_PER_TRIGGER", default_value_t = 200_000)]
+    #[arg(long, env = "DWH_MAX_OFFSETS_PER_TRIGGER", default_value_t = 50_000)]
     max_offsets_per_trigger: u64,
     /// Directory (as the Spark cluster sees it) under which each query start keeps its
     /// own checkpoint (default: the Connect server's
