@@ -11,7 +11,6 @@ the service's (one code path with `datagen kafka`).
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -60,9 +59,8 @@ with DAG(
             body["rate"] = params["rate"]
         run = _call(f"{base}/api/runs", body)
         print(f"generator run {run['id']} started: {run['count']} events to {run['destination']}")
-        while run["status"] == "running":
-            time.sleep(1)
-            run = _call(f"{base}/api/runs/{run['id']}")
+        while run["status"] == "running":  # each call returns when the run ends, or after 20 s
+            run = _call(f"{base}/api/runs/{run['id']}?wait=20")
         print(f"generator run {run['id']} {run['status']}: {run['acked']} acknowledged, "
               f"{run['failed']} failed; {run['breakdown']}")
         if run["status"] != "succeeded":

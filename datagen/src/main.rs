@@ -13,6 +13,11 @@ use datagen::pg::PgArgs;
 use datagen::progress::Terminal;
 use datagen::shutdown::Shutdown;
 
+// Events are allocated on the generating thread and freed on librdkafka's after
+// delivery; glibc's arenas serialise those frees behind a lock, mimalloc does not.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     common::load_dotenv();

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Told by a generator what it sent and what the target confirmed. Called from the
@@ -83,12 +84,13 @@ impl Drop for Terminal {
     }
 }
 
-/// Counters a reader can take a consistent-enough look at any time.
+/// Counters a reader can take a consistent-enough look at any time. Each on a cache
+/// line of its own: `sent` is bumped by the generating thread, `acked` by librdkafka's.
 #[derive(Debug, Default)]
 pub struct Counters {
-    sent: AtomicU64,
-    acked: AtomicU64,
-    failed: AtomicU64,
+    sent: CachePadded<AtomicU64>,
+    acked: CachePadded<AtomicU64>,
+    failed: CachePadded<AtomicU64>,
     stage: Mutex<String>,
 }
 

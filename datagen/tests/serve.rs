@@ -169,6 +169,11 @@ async fn bad_requests_get_a_clear_4xx_and_start_nothing() {
     assert_eq!((status, v["error"].as_str()), (404, Some("no run 12345")));
     let (status, _) = server.get("/api/runs/x%ZZ").await;
     assert_eq!(status, 404);
+    for wait in ["-1", "61", "abc", "NaN", "inf"] {
+        let (status, v) = server.get(&format!("/api/runs/1?wait={wait}")).await;
+        assert_eq!(status, 400, "wait={wait}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("wait"), "{v}");
+    }
     // Nothing started, nothing reached Kafka, and the server is fine.
     let (_, runs) = server.get("/api/runs").await;
     assert_eq!(runs, json!([]));
@@ -211,6 +216,23 @@ async fn runs_go_side_by_side_are_bounded_and_can_be_cancelled() {
             "both make progress: {run}"
         );
     }
+    // A waiting GET answers after its wait while the run goes on...
+    let t0 = std::time::Instant::now();
+    let (status, run) = server.get(&format!("/api/runs/{}?wait=1.5", a["id"])).await;
+    let waited = t0.elapsed().as_secs_f64();
+    assert_eq!((status, run["status"].as_str()), (200, Some("running")));
+    assert!((1.4..10.0).contains(&waited), "answered after {waited} s");
+    // ...and as soon as the run ends (here: cancelled meanwhile).
+    let id = a["id"].as_u64().unwrap();
+    let waiting = tokio::spawn({
+        let url = server.url(&format!("/api/runs/{id}?wait=60"));
+        async move {
+            let t0 = std::time::Instant::now();
+            let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            (v, t0.elapsed().as_secs_f64())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut acked = 0;
     for id in [a["id"].as_u64().unwrap(), b["id"].as_u64().unwrap()] {
         let r = reqwest::Client::new()
@@ -231,6 +253,12 @@ async fn runs_go_side_by_side_are_bounded_and_can_be_cancelled() {
             .unwrap();
         assert_eq!(again.status().as_u16(), 409);
     }
+    let (v, waited) = waiting.await.unwrap();
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert!(
+        waited < 30.0,
+        "the waiting GET answered at the end, after {waited} s"
+    );
     assert_eq!(read_all(&t, acked as usize).len() as u64, acked);
     testkit::delete_topic(&t).await;
     assert!(server.stop().success());

@@ -187,8 +187,8 @@ pub async fn run(
         .set("batch.num.messages", "10000")
         .set("batch.size", "1000000")
         .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "500000")
-        .set("queue.buffering.max.kbytes", "1048576");
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "65536");
     let ctx = Ctx {
         delivered: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -230,14 +230,32 @@ pub async fn run(
     let mut last_log = started;
     let mut produced = 0u64;
     let chatty = matches!(pace, Pace::Every(d) if d >= Duration::from_millis(500));
+    // At high rates the clock is read, and the progress sink told, once per chunk of
+    // events: a shared counter bumped per event costs the service about 10% of its
+    // throughput against the command line. The pace still holds to within 1 ms.
+    let chunk = match pace {
+        Pace::Every(d) => (Duration::from_millis(1).as_nanos() / d.as_nanos().max(1)).max(1),
+        Pace::Unlimited => 1024,
+    } as u64;
+    let mut unsent = 0u64;
     while args.count.is_none_or(|c| produced < c) && !shutdown.is_requested() {
-        if let Pace::Every(every) = pace {
-            let due = started + every.mul_f64(produced as f64);
-            if due > Instant::now() {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => {}
-                    _ = shutdown.requested() => break,
+        if produced.is_multiple_of(chunk) {
+            progress.sent(std::mem::take(&mut unsent));
+            if let Pace::Every(every) = pace {
+                let due = started + every.mul_f64(produced as f64);
+                if due > Instant::now() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                        _ = shutdown.requested() => break,
+                    }
                 }
+            }
+            if !chatty && last_log.elapsed() >= Duration::from_secs(5) {
+                last_log = Instant::now();
+                tracing::info!(
+                    "{produced} events produced ({:.0}/s)",
+                    produced as f64 / started.elapsed().as_secs_f64()
+                );
             }
         }
         let event = generator.next_event(Utc::now());
@@ -253,6 +271,7 @@ pub async fn run(
                 Ok(()) => break,
                 Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
+                    progress.sent(std::mem::take(&mut unsent));
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err((source, _)) => {
@@ -266,20 +285,15 @@ pub async fn run(
             }
         }
         produced += 1;
-        progress.sent(1);
+        unsent += 1;
         if let Some(i) = kinds.iter().position(|k| *k == event.kind) {
             by_kind[i] += 1;
         }
         if chatty {
             tracing::info!("event {produced} sent ({})", event.kind.as_str());
-        } else if last_log.elapsed() >= Duration::from_secs(5) {
-            last_log = Instant::now();
-            tracing::info!(
-                "{produced} events produced ({:.0}/s)",
-                produced as f64 / started.elapsed().as_secs_f64()
-            );
         }
     }
+    progress.sent(unsent);
 
     // Flush: every event ends up confirmed or failed (message.timeout.ms bounds it).
     let flusher = producer.clone();

@@ -2,15 +2,16 @@
 //! 4xx with `{"error": "..."}`; nothing here starts a run that was refused.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::runs::{Refusal, RunRequest, RunView, Runs, Status, Target};
 
@@ -160,25 +161,52 @@ fn run_id(id: Result<Path<String>, PathRejection>) -> Result<u64, Response> {
         .map_err(|_| error(StatusCode::NOT_FOUND, format!("no run {id}")))
 }
 
+/// The longest a `GET /api/runs/{id}?wait=` may wait, in seconds.
+pub const MAX_WAIT_SECS: f64 = 60.0;
+
+/// How long to wait for a run's end.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Wait {
+    /// Seconds to wait for the run to end before answering (0 to 60; omitted: 0). The
+    /// answer comes as soon as the run ends, so a client follows a run with one
+    /// request instead of polling.
+    #[param(minimum = 0.0, maximum = 60.0)]
+    wait: Option<f64>,
+}
+
 /// One run: its progress while it goes on, its result at the end.
 #[utoipa::path(
     get,
     path = "/api/runs/{id}",
-    params(("id" = String, Path, description = "The run's id")),
+    params(("id" = String, Path, description = "The run's id"), Wait),
     responses(
         (status = 200, body = RunView),
+        (status = 400, description = "A wait that is not a number of seconds from 0 to 60", body = ApiError),
         (status = 404, description = "No such run (or no longer kept)", body = ApiError),
     )
 )]
 async fn get_run(
     State(runs): State<Arc<Runs>>,
     id: Result<Path<String>, PathRejection>,
+    wait: Result<Query<Wait>, QueryRejection>,
 ) -> Response {
     let id = match run_id(id) {
         Ok(id) => id,
         Err(r) => return r,
     };
-    match runs.get(id) {
+    let wait = match wait {
+        Ok(Query(Wait { wait: None })) => 0.0,
+        Ok(Query(Wait { wait: Some(w) })) if (0.0..=MAX_WAIT_SECS).contains(&w) => w,
+        Ok(Query(Wait { wait: Some(w) })) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("wait {w} must be a number of seconds from 0 to {MAX_WAIT_SECS}"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match runs.wait(id, Duration::from_secs_f64(wait)).await {
         Some(view) => Json(view).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no run {id}")),
     }

@@ -267,6 +267,8 @@ struct Run {
     started_at: DateTime<Utc>,
     started: Instant,
     ending: Mutex<Ending>,
+    /// Turns true when the run ends, for requests that wait for the end.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl Run {
@@ -339,6 +341,7 @@ impl Run {
                 breakdown,
             };
         }
+        self.ended.send_replace(true);
     }
 }
 
@@ -411,6 +414,7 @@ impl Runs {
                 message: None,
                 breakdown: BTreeMap::new(),
             }),
+            ended: tokio::sync::watch::channel(false).0,
         });
         runs.insert(id, run.clone());
         self.prune(&mut runs);
@@ -483,6 +487,14 @@ impl Runs {
 
     pub fn get(&self, id: u64) -> Option<RunView> {
         self.lock().get(&id).map(|r| r.view())
+    }
+
+    /// The run once it has ended, or as it is after `wait` if it is still running.
+    pub async fn wait(&self, id: u64, wait: Duration) -> Option<RunView> {
+        let run = self.lock().get(&id).cloned()?;
+        let mut ended = run.ended.subscribe();
+        let _ = tokio::time::timeout(wait, ended.wait_for(|e| *e)).await;
+        Some(run.view())
     }
 
     /// Newest first.
