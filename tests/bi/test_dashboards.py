@@ -131,7 +131,7 @@ def browser():
         # The login page's unload handler posts an event log unauthenticated; when its
         # response lands after the login's, its session cookie replaces the logged-in one
         # (seen once in a clean-clone run). Then the form is simply submitted again.
-        for attempt in range(3):
+        for _ in range(3):
             driver.get(f"{BASE}/login/")
             driver.find_element(By.ID, "username").send_keys(ENV.get("SUPERSET_ADMIN_USER", "admin"))
             driver.find_element(By.ID, "password").send_keys(ENV["SUPERSET_ADMIN_PASSWORD"])

@@ -162,7 +162,7 @@ fn run_id(id: Result<Path<String>, PathRejection>) -> Result<u64, Response> {
 }
 
 /// The longest a `GET /api/runs/{id}?wait=` may wait, in seconds.
-pub const MAX_WAIT_SECS: f64 = 60.0;
+const MAX_WAIT_SECS: f64 = 60.0;
 
 /// How long to wait for a run's end.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -171,7 +171,7 @@ struct Wait {
     /// Seconds to wait for the run to end before answering (0 to 60; omitted: 0). The
     /// answer comes as soon as the run ends, so a client follows a run with one
     /// request instead of polling.
-    #[param(minimum = 0.0, maximum = 60.0)]
+    #[param(minimum = 0.0, maximum = 60.0)] // utoipa wants a literal: MAX_WAIT_SECS, tested
     wait: Option<f64>,
 }
 
@@ -238,5 +238,24 @@ async fn cancel_run(
             format!("run {id} has already ended ({:?})", view.status).to_lowercase(),
         ),
         None => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_states_the_longest_wait_the_server_allows() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        let params = doc["paths"]["/api/runs/{id}"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let wait = params
+            .iter()
+            .find(|p| p["name"] == "wait")
+            .expect("a wait parameter");
+        assert_eq!(wait["in"], "query");
+        assert_eq!(wait["schema"]["maximum"].as_f64(), Some(MAX_WAIT_SECS));
     }
 }
