@@ -200,19 +200,14 @@ pub async fn start(
         .await?,
         uuid::Uuid::new_v4().simple()
     );
-    let source = spark
-        .read_stream()
-        .format("kafka")
-        .option("kafka.bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .option("subscribe", &topic)
-        .option("startingOffsets", &starting)
-        .option("kafka.isolation.level", "read_committed")
-        .option(
-            "maxOffsetsPerTrigger",
-            &opts.max_offsets_per_trigger.to_string(),
-        )
-        .option("failOnDataLoss", "false")
-        .load(None);
+    let source = crate::spark::kafka::source(
+        spark,
+        &settings.kafka.bootstrap_servers,
+        &topic,
+        &starting,
+        opts.max_offsets_per_trigger,
+    )
+    .load(None);
     let stages = [
         changes::envelope_columns(),
         changes::image_columns(),

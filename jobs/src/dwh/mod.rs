@@ -100,10 +100,22 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         .await?;
     }
     let spark = crate::spark::connect_named(&settings.spark, "jobs-dwh", "jobs-dwh").await?;
-    let s = spark.clone();
-    blocking(move || s.conf().set("spark.sql.session.timeZone", "UTC"))
-        .await
-        .context("cannot set the Spark session's time zone")?;
+    crate::spark::streaming::configure(
+        &spark,
+        &[
+            // Debezium's epoch values are UTC (plan.rs).
+            ("spark.sql.session.timeZone", "UTC"),
+            // The rule adds a `size(__targets) > 0` filter under the generator (it is
+            // never false: an event always has one row), which the optimizer then
+            // pushes below the projections, so executors parsed and expanded every
+            // event twice.
+            (
+                "spark.sql.optimizer.excludedRules",
+                "org.apache.spark.sql.catalyst.optimizer.InferFiltersFromGenerate",
+            ),
+        ],
+    )
+    .await?;
     let topics: Vec<String> = sources
         .iter()
         .map(|s| {
@@ -313,19 +325,14 @@ async fn start(
         .await?,
         uuid::Uuid::new_v4().simple()
     );
-    let source = spark
-        .read_stream()
-        .format("kafka")
-        .option("kafka.bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .option("subscribe", &topics.join(","))
-        .option("startingOffsets", &starting)
-        .option("kafka.isolation.level", "read_committed")
-        .option(
-            "maxOffsetsPerTrigger",
-            &args.max_offsets_per_trigger.to_string(),
-        )
-        .option("failOnDataLoss", "false")
-        .load(None);
+    let source = crate::spark::kafka::source(
+        spark,
+        &settings.kafka.bootstrap_servers,
+        &topics.join(","),
+        &starting,
+        args.max_offsets_per_trigger,
+    )
+    .load(None);
     let stages = [
         crate::cdc::changes::envelope_columns(),
         plan::event_columns(),

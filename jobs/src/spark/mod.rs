@@ -18,8 +18,10 @@
 //! run takes the first id the server has not closed.
 
 pub mod jdbc;
+pub mod kafka;
 pub mod shutdown;
 mod side_by_side;
+pub mod streaming;
 
 pub use side_by_side::{all_or_report, side_by_side};
 pub use spark_connect::row::Value;

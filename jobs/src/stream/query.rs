@@ -60,7 +60,9 @@ impl StreamOptions {
 }
 
 pub async fn connect(spark: &common::SparkSettings, opts: &StreamOptions) -> Result<SparkSession> {
-    crate::spark::connect_named(spark, "jobs-stream", &opts.sink_id).await
+    let session = crate::spark::connect_named(spark, "jobs-stream", &opts.sink_id).await?;
+    crate::spark::streaming::configure(&session, &[]).await?;
+    Ok(session)
 }
 
 /// Stops a query of ours that a previous run of the job left active on the server.
@@ -102,21 +104,13 @@ pub async fn start(
 ) -> Result<StreamingQuery> {
     let name = opts.query_name();
     stop_leftover(spark, &name).await?;
-    let source = spark
-        .read_stream()
-        .format("kafka")
-        .option("kafka.bootstrap.servers", &opts.bootstrap_servers)
-        .option("subscribe", &opts.topic)
-        .option("startingOffsets", starting_offsets)
-        // Events of aborted producer transactions are never read.
-        .option("kafka.isolation.level", "read_committed")
-        .option(
-            "maxOffsetsPerTrigger",
-            &opts.max_offsets_per_trigger.to_string(),
-        )
-        // Offsets that retention removed before we read them are reported in the
-        // driver log rather than stopping the platform's only ingest path.
-        .option("failOnDataLoss", "false");
+    let source = crate::spark::kafka::source(
+        spark,
+        &opts.bootstrap_servers,
+        &opts.topic,
+        starting_offsets,
+        opts.max_offsets_per_trigger,
+    );
     // Splitting a Kafka partition's offset range over several Spark tasks lets a
     // one-partition topic use every core. The sink's exactly-once bookkeeping is
     // keyed on Kafka offsets, so any split (also a different one on replay) is safe.

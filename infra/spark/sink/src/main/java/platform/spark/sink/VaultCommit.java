@@ -171,7 +171,7 @@ final class VaultCommit {
   private static long insertAbsent(Connection conn, String table, List<VaultRow> rows)
       throws SQLException {
     try (PreparedStatement ps = conn.prepareStatement("INSERT INTO " + table
-        + " SELECT * FROM jsonb_populate_recordset(NULL::" + table + ", ?::jsonb)"
+        + " SELECT * FROM jsonb_populate_recordset(" + base(table) + ", ?::jsonb)"
         + " ON CONFLICT DO NOTHING")) {
       ps.setString(1, json(rows));
       return ps.executeUpdate();
@@ -194,7 +194,7 @@ final class VaultCommit {
             + " (hk, load_ts, applied_ts, seq, record_source, hashdiff, is_deleted)"
             + " SELECT l.hk, j.load_ts, j.applied_ts, j.seq, j.record_source, j.hashdiff, true"
             + " FROM (SELECT DISTINCT ON (hk) hk, is_deleted FROM " + table
-            + " ORDER BY hk, seq DESC) l, jsonb_populate_record(NULL::" + table + ", ?::jsonb) j"
+            + " ORDER BY hk, seq DESC) l, jsonb_populate_record(" + base(table) + ", ?::jsonb) j"
             + " WHERE NOT l.is_deleted ON CONFLICT DO NOTHING")) {
           ps.setString(1, r.row());
           n += ps.executeUpdate();
@@ -213,13 +213,23 @@ final class VaultCommit {
     }
     try (PreparedStatement ps = conn.prepareStatement("INSERT INTO " + table
         + " SELECT (b.r).* FROM (SELECT r, lag(r.hashdiff) OVER (PARTITION BY r.hk"
-        + " ORDER BY r.seq) AS prev FROM jsonb_populate_recordset(NULL::" + table
+        + " ORDER BY r.seq) AS prev FROM jsonb_populate_recordset(" + base(table)
         + ", ?::jsonb) r) b WHERE (b.r).hashdiff IS DISTINCT FROM COALESCE(b.prev,"
         + " (SELECT l.hashdiff FROM " + table + " l WHERE l.hk = (b.r).hk"
         + " ORDER BY l.seq DESC LIMIT 1)) ON CONFLICT DO NOTHING")) {
       ps.setString(1, json(rows));
       return ps.executeUpdate();
     }
+  }
+
+  /**
+   * The record a row's JSON is laid over: what the JSON leaves out is the commit's time.
+   * The Spark plan sends no load time, so its generated code stays the same from batch
+   * to batch (a per-batch constant would be compiled again for every micro-batch).
+   */
+  private static String base(String table) {
+    return "jsonb_populate_record(NULL::" + table
+        + ", jsonb_build_object('load_ts', now(), 'applied_ts', now()))";
   }
 
   private static String json(List<VaultRow> rows) {
