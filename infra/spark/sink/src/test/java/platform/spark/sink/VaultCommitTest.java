@@ -109,6 +109,32 @@ class VaultCommitTest {
   }
 
   @Test
+  void rowsWithoutTimesGetTheCommitsTime() throws Exception {
+    // What the job sends: no load_ts anywhere, applied_ts only where Debezium gave one.
+    String b = "b".repeat(32);
+    String c = "c".repeat(32);
+    commit(List.of(
+        new VaultRow(TOPIC, 0, 0, "hub", "hub_thing", "{\"hk\":\"" + b
+            + "\",\"thing_id\":2,\"record_source\":\"t\"}", null, null),
+        new VaultRow(TOPIC, 0, 1, "sat", "sat_thing", "{\"hk\":\"" + b
+            + "\",\"seq\":1,\"applied_ts\":\"2026-01-01T00:00:01Z\",\"record_source\":\"t\","
+            + "\"hashdiff\":\"" + "1".repeat(32) + "\",\"is_deleted\":false}", null, null),
+        new VaultRow(TOPIC, 0, 2, "sat", "sat_thing", "{\"hk\":\"" + c
+            + "\",\"seq\":2,\"record_source\":\"t\","
+            + "\"hashdiff\":\"" + "2".repeat(32) + "\",\"is_deleted\":false}", null, null)));
+    // now() is the transaction's start: one load time for the whole batch, the same
+    // instant the commit record carries.
+    assertEquals("1", db.string("SELECT count(DISTINCT load_ts) FROM (SELECT load_ts FROM"
+        + " hub_thing UNION ALL SELECT load_ts FROM sat_thing) t"));
+    assertEquals("t", db.string("SELECT bool_and(h.load_ts = k.committed_at) FROM hub_thing h,"
+        + " vault_sink_commits k"));
+    assertEquals("t", db.string("SELECT load_ts > now() - interval '1 minute' FROM hub_thing"));
+    assertEquals("2026-01-01 00:00:01+00", db.string("SELECT applied_ts AT TIME ZONE 'UTC' || '+00'"
+        + " FROM sat_thing WHERE hk = '" + b + "'"));
+    assertEquals("t", db.string("SELECT applied_ts = load_ts FROM sat_thing WHERE hk = '" + c + "'"));
+  }
+
+  @Test
   void quarantinedEventsKeepTheirBytesAndAdvanceTheOffsets() throws Exception {
     byte[] raw = {(byte) 0xff, 0x00, 0x41};
     VaultCommit.Counts c = commit(List.of(
