@@ -2,11 +2,12 @@
 # Lag of the continuous `jobs dwh` on the local stack (make up first): from the commit
 # of a row in PostgreSQL to the moment the warehouse's current view shows it.
 # BENCH_PROBES probes, one a second, each a product category inserted in PostgreSQL and
-# looked for in the warehouse's current_product_categories (by its key) every 50 ms, while
-# `datagen changes --rate BENCH_RATE` (shop transactions per second, 0: as fast as
-# PostgreSQL takes them) keeps the source busy. Prints the change events per second
-# the source actually produced (all change topics, Kafka offsets), the lags and their
-# median, 95th and 99th percentile and maximum. The probe rows are removed at the end.
+# looked for (by its key) in the warehouse's current_product_categories every 50 ms,
+# while `datagen changes --rate BENCH_RATE` (shop transactions per second, 0: as fast
+# as PostgreSQL takes them) keeps the source busy. Probes start after BENCH_WARMUP
+# seconds (30) of load. Prints the change events per second the source actually
+# produced (all change topics, Kafka offsets), the lags and their median, 95th and
+# 99th percentile and maximum. The probe rows are removed at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
@@ -44,9 +45,11 @@ cleanup() {
   wait "$dwh" 2>/dev/null || true
 }
 trap cleanup EXIT
-sleep 15 # the query starts
+# The query starts, then catches up with what the source made meanwhile: the figures
+# are the steady state under the load, not the start.
+sleep "${BENCH_WARMUP:-30}"
 
-echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ); source load: datagen changes --rate $RATE"
+echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%Y-%m-%dT%H:%MZ); source load: datagen changes --rate $RATE; warm-up ${BENCH_WARMUP:-30} s"
 e0=$(events)
 s0=$(date +%s.%N)
 lags=()

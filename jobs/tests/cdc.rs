@@ -278,16 +278,31 @@ async fn a_running_apply_replays_a_reloaded_table_without_waiting_for_its_next_c
     tokio::time::sleep(Duration::from_secs(10)).await; // its queries are running
     support::run_ok(&["replicate", "--table", "products"]);
     // The reload set the table's position back to 0; no change of products follows,
-    // yet the running job must replay the topic over the reloaded copy.
+    // yet the running job must replay the topic over the reloaded copy, to its end
+    // (one micro-batch or several: the topic holds every change ever captured).
+    let topic = format!(
+        "{}.{}.products",
+        support::var("CDC_TOPIC_PREFIX"),
+        support::postgres().schema
+    );
+    let ends = jobs::stream::position::kafka_watermarks(&support::kafka(), &topic)
+        .await
+        .expect("the products topic's offsets");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let (next,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MIN(next_offset) FROM cdc_sink_offsets WHERE target_table = 'products'",
+        let held: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT kafka_partition, next_offset FROM cdc_sink_offsets \
+             WHERE target_table = 'products' AND topic = ?",
         )
-        .fetch_one(&my)
+        .bind(&topic)
+        .fetch_all(&my)
         .await
         .expect("offsets");
-        if next.is_some_and(|n| n > 0) {
+        let replayed = ends.iter().all(|(p, (_, high))| {
+            held.iter()
+                .any(|(hp, next)| hp == p && *next >= *high && *next > 0)
+        });
+        if replayed {
             break;
         }
         assert!(
