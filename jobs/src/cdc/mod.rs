@@ -83,7 +83,6 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         wait_for_capture(&pg, &args.slot, Duration::from_secs(args.capture_wait_secs)).await?;
     }
     let spark = crate::spark::connect_named(&settings.spark, "jobs-cdc", "jobs-cdc").await?;
-    crate::spark::streaming::configure(&spark, &[]).await?;
     query::warn_unreplicated_topics(&settings.kafka, &opts, &tables).await;
     let stop = crate::spark::shutdown::requested();
     let started = Instant::now();

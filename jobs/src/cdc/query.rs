@@ -171,6 +171,7 @@ pub async fn start(
     ignored: &[String],
 ) -> Result<Running> {
     let sink_id = sink_id(table);
+    crate::spark::streaming::configure(spark, &[]).await?;
     crate::stream::query::stop_leftover(spark, &sink_id).await?;
     let columns = replica_columns(pool, table).await?;
     let topic = opts.topic(table);

@@ -100,22 +100,6 @@ pub async fn run(settings: &Settings, args: Args) -> Result<()> {
         .await?;
     }
     let spark = crate::spark::connect_named(&settings.spark, "jobs-dwh", "jobs-dwh").await?;
-    crate::spark::streaming::configure(
-        &spark,
-        &[
-            // Debezium's epoch values are UTC (plan.rs).
-            ("spark.sql.session.timeZone", "UTC"),
-            // The rule adds a `size(__targets) > 0` filter under the generator (it is
-            // never false: an event always has one row), which the optimizer then
-            // pushes below the projections, so executors parsed and expanded every
-            // event twice.
-            (
-                "spark.sql.optimizer.excludedRules",
-                "org.apache.spark.sql.catalyst.optimizer.InferFiltersFromGenerate",
-            ),
-        ],
-    )
-    .await?;
     let topics: Vec<String> = sources
         .iter()
         .map(|s| {
@@ -312,6 +296,22 @@ async fn start(
     sources: &[Source],
     topics: &[String],
 ) -> Result<StreamingQuery> {
+    crate::spark::streaming::configure(
+        spark,
+        &[
+            // Debezium's epoch values are UTC (plan.rs).
+            ("spark.sql.session.timeZone", "UTC"),
+            // The rule adds a `size(__targets) > 0` filter under the generator (it is
+            // never false: an event always has one row), which the optimizer then
+            // pushes below the projections, so executors parsed and expanded every
+            // event twice.
+            (
+                "spark.sql.optimizer.excludedRules",
+                "org.apache.spark.sql.catalyst.optimizer.InferFiltersFromGenerate",
+            ),
+        ],
+    )
+    .await?;
     crate::stream::query::stop_leftover(spark, SINK_ID).await?;
     let starting = starting_offsets(settings, dwh, topics).await?;
     let checkpoint = format!(

@@ -14,12 +14,11 @@ const CHECKPOINT_MANAGER: (&str, &str) = (
     "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
 );
 
-/// Sets the settings every streaming job needs, then the job's own `extra` ones.
+/// Sets the settings every streaming job needs, then the job's own `extra` ones. Call
+/// it at every query start: the settings live in the server's memory, so a restarted
+/// Connect server gives the session back without them.
 pub async fn configure(spark: &SparkSession, extra: &[(&'static str, &'static str)]) -> Result<()> {
-    let settings: Vec<(&'static str, &'static str)> = std::iter::once(CHECKPOINT_MANAGER)
-        .chain(extra.iter().copied())
-        .collect();
-    for (key, value) in settings {
+    for &(key, value) in std::iter::once(&CHECKPOINT_MANAGER).chain(extra) {
         let s = spark.clone();
         blocking(move || s.conf().set(key, value))
             .await
