@@ -25,14 +25,10 @@ service no asset event comes from CDC: the marts follow replication (hourly), as
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
-from platform_jobs import DEFAULT_ARGS, TABLES, CdcOperator, replica_asset
-
-# A continuous `jobs cdc` runs next to this Airflow (docker-compose.yml's jobs-cdc).
-CONTINUOUS_CDC = os.environ.get("PLATFORM_CDC_CONTINUOUS", "").strip().lower() in {"1", "true"}
+from platform_jobs import DEFAULT_ARGS, TABLES, CdcOperator, replica_asset, runs_continuously
 
 with DAG(
     dag_id="cdc_from_pg_to_mysql",
@@ -40,7 +36,8 @@ with DAG(
     schedule=timedelta(minutes=5),
     start_date=datetime(2025, 1, 1),
     catchup=False,
-    is_paused_upon_creation=CONTINUOUS_CDC,
+    # paused next to a continuous `jobs-cdc` service (docker-compose.yml)
+    is_paused_upon_creation=runs_continuously("PLATFORM_CDC_CONTINUOUS"),
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},

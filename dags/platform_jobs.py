@@ -52,6 +52,13 @@ TABLES = ("users", "product_categories", "products", "orders", "order_details")
 MARTS = ("mart_user_activity", "mart_product_sales", "mart_average_check")
 
 
+def runs_continuously(setting: str) -> bool:
+    """Whether a service next to this Airflow runs the job continuously (docker compose
+    sets ``setting`` to "true" for Airflow): its DAG is then created paused, as only one
+    run of the job may be active at a time."""
+    return os.environ.get(setting, "").strip().lower() in {"1", "true"}
+
+
 def vault_asset() -> Asset:
     """The data vault warehouse (hubs, links, satellites), loaded by dwh_from_cdc."""
     return Asset(name="dwh_vault", uri="platform://postgres/dwh/vault")

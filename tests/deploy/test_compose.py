@@ -17,7 +17,7 @@ SERVICES = {
     "postgres", "mysql", "kafka", "kafka-init", "spark-master", "spark-worker",
     "spark-connect", "pg-datagen", "kafka-datagen", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "kafka-connect", "cdc-register", "jobs-cdc",
-    "superset-init", "superset",
+    "jobs-dwh", "superset-init", "superset",
     "generator",
     "postgres-standby",
 }
@@ -33,6 +33,13 @@ DEPENDS_ON = {
     "jobs-cdc": {
         "postgres": "service_healthy",
         "mysql": "service_healthy",
+        "kafka": "service_healthy",
+        "spark-connect": "service_healthy",
+        "cdc-register": "service_completed_successfully",
+    },
+    # the continuous vault load: the change topics in, the warehouse (on postgres) out
+    "jobs-dwh": {
+        "postgres": "service_healthy",
         "kafka": "service_healthy",
         "spark-connect": "service_healthy",
         "cdc-register": "service_completed_successfully",
@@ -376,6 +383,62 @@ def test_continuous_cdc_service(compose_config, dotenv):
     for name in AIRFLOW_SERVICES:
         airflow_env = services[name]["environment"]
         assert airflow_env["PLATFORM_CDC_CONTINUOUS"] == "true", name
+        assert airflow_env["CDC_TOPIC_PREFIX"] == env["CDC_TOPIC_PREFIX"], name
+
+
+def test_continuous_dwh_service(compose_config, dotenv):
+    """jobs-dwh: `jobs dwh` without --available-now (runs until SIGTERM), as jobs-cdc:
+    the platform image, restarted unless stopped; its secrets in its environment only
+    (the PostgreSQL password and the Spark Connect token: it never talks to MySQL), none
+    on its command line; its settings from .env; its checkpoints under the Connect
+    server's checkpoint location, on the spark-checkpoints volume; and the Airflow DAG
+    doing the same starts paused next to it."""
+    services = compose_config["services"]
+    service = services["jobs-dwh"]
+    cdc = services["jobs-cdc"]
+    assert service["image"] == services["pg-datagen"]["image"]  # the image with `jobs`
+    assert service["command"] == ["jobs", "dwh"]
+    assert not service.get("entrypoint")
+    assert service["restart"] == "unless-stopped"
+    assert "jobs dwh" in " ".join(service["healthcheck"]["test"])
+    assert service["healthcheck"]["test"][1] == cdc["healthcheck"]["test"][1].replace(
+        "jobs cdc", "jobs dwh")
+    env = service["environment"]
+    assert env["POSTGRES_PASSWORD"] == dotenv["POSTGRES_PASSWORD"]
+    assert env["SPARK_CONNECT_TOKEN"] == dotenv["SPARK_CONNECT_TOKEN"]
+    assert {k for k in env if SECRET_KEYS.search(k)} == {"POSTGRES_PASSWORD", "SPARK_CONNECT_TOKEN"}
+    assert env["SPARK_REMOTE"] == "sc://spark-connect:15002"
+    assert env["CDC_TOPIC_PREFIX"] == cdc["environment"]["CDC_TOPIC_PREFIX"]
+    for name in ("DWH_DB", "DWH_TRIGGER_INTERVAL_MS", "DWH_MAX_OFFSETS_PER_TRIGGER"):
+        assert env[name] == dotenv[name], name
+    # the warehouse database the job writes is the one the postgres init creates
+    assert env["DWH_DB"] == services["postgres"]["environment"]["APP_DWH_DB"]
+    for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_SCHEMA", "POSTGRES_USER",
+                 "KAFKA_BOOTSTRAP_SERVERS"):
+        assert env[name] == services["pg-datagen"]["environment"][name], name
+    # no DWH_CHECKPOINT_LOCATION: the job's checkpoints go under the Connect server's
+    # spark.sql.streaming.checkpointLocation (as jobs-cdc's), a path both Spark
+    # processes see on the shared volume
+    assert "DWH_CHECKPOINT_LOCATION" not in env and "CDC_CHECKPOINT_LOCATION" not in cdc["environment"]
+    location = "spark.sql.streaming.checkpointLocation=/opt/spark/checkpoints"
+    assert location in services["spark-connect"]["command"]
+    for name in ("spark-connect", "spark-worker"):
+        volumes = {v["target"]: v["source"] for v in services[name]["volumes"] if v["type"] == "volume"}
+        assert volumes["/opt/spark/checkpoints"] == "spark-checkpoints", name
+    words = [*service["command"], *(service["healthcheck"]["test"])]
+    for value in secret_values(dotenv).values():
+        assert not [w for w in words if value in w.split() or (len(value) >= 6 and value in w)]
+    assert not service.get("ports")
+    # as jobs-cdc: time to stop the streaming query before a SIGKILL, the same limits
+    for key in ("stop_grace_period", "logging", "deploy"):
+        assert service.get(key) == cdc.get(key), key
+    assert service.get("stop_grace_period") == "1m0s"
+    for name in AIRFLOW_SERVICES:
+        airflow_env = services[name]["environment"]
+        assert airflow_env["PLATFORM_DWH_CONTINUOUS"] == "true", name
+        # a DAG run (once unpaused) loads the same warehouse from the same topics
+        assert airflow_env["DWH_DB"] == env["DWH_DB"], name
+        assert airflow_env["DWH_MAX_OFFSETS_PER_TRIGGER"] == env["DWH_MAX_OFFSETS_PER_TRIGGER"], name
         assert airflow_env["CDC_TOPIC_PREFIX"] == env["CDC_TOPIC_PREFIX"], name
 
 

@@ -148,19 +148,26 @@ def test_cdc_is_scheduled_every_five_minutes(dagbag):
     assert task.execution_timeout is not None and task.execution_timeout <= cdc.dagrun_timeout
 
 
+@pytest.mark.parametrize("dag_id,setting", [
+    ("cdc_from_pg_to_mysql", "PLATFORM_CDC_CONTINUOUS"),
+    ("dwh_from_cdc", "PLATFORM_DWH_CONTINUOUS"),
+])
 @pytest.mark.parametrize(
     "value,paused", [("true", True), ("1", True), ("", False), ("false", False)]
 )
-def test_cdc_dag_starts_paused_next_to_a_continuous_cdc(monkeypatch, value, paused):
-    """docker compose runs `jobs cdc` continuously (jobs-cdc) and sets
-    PLATFORM_CDC_CONTINUOUS=true for Airflow: only one `jobs cdc` can run, so the DAG is
-    created paused there; the other DAGs are not affected."""
-    monkeypatch.setenv("PLATFORM_CDC_CONTINUOUS", value)
+def test_dag_starts_paused_next_to_its_continuous_service(monkeypatch, dag_id, setting, value, paused):
+    """docker compose runs `jobs cdc` and `jobs dwh` continuously (jobs-cdc, jobs-dwh)
+    and sets PLATFORM_CDC_CONTINUOUS / PLATFORM_DWH_CONTINUOUS=true for Airflow: only one
+    of each job can run, so its DAG is created paused there; the other DAGs are not
+    affected (the local stack sets neither: every DAG active)."""
+    for name in ("PLATFORM_CDC_CONTINUOUS", "PLATFORM_DWH_CONTINUOUS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(setting, value)
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    assert bag.dags["cdc_from_pg_to_mysql"].is_paused_upon_creation is paused
-    for dag_id in set(EXPECTED) - {"cdc_from_pg_to_mysql"}:
-        assert bag.dags[dag_id].is_paused_upon_creation is False, dag_id
+    assert bag.dags[dag_id].is_paused_upon_creation is paused
+    for other in set(EXPECTED) - {dag_id}:
+        assert bag.dags[other].is_paused_upon_creation is False, other
 
 
 def test_stream_is_scheduled(dagbag):
