@@ -13,9 +13,16 @@ pg_admin_env() { echo "PGHOST=$PG_DIR/run PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES
 # replication slot: wal_level=logical, and room for slots and WAL senders. Given on the
 # server's command line, so they hold for a data directory initialised before too.
 PG_CDC_SETTINGS="-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
+# The warehouse's hash keys put every insert on a random index page, and the first change
+# of a page after a checkpoint writes the whole page to the WAL: with the default 1 GB
+# of WAL between checkpoints, a load at 1,000 changes/s checkpointed every minute and
+# wrote 6 MB/s of WAL, most of it page images, which Debezium's decoder and the standby
+# read too. Compressed page images and checkpoints every 15 minutes write a quarter of
+# that (docs/BENCHMARKS.md, data vault lag).
+PG_WAL_SETTINGS="-c wal_compression=lz4 -c max_wal_size=4GB -c checkpoint_timeout=15min"
 # The primary's and the standby's: a hot standby needs max_connections, max_wal_senders
 # (and the other limits) at least as high as its primary's.
-PG_SERVER_SETTINGS="-c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on $PG_CDC_SETTINGS"
+PG_SERVER_SETTINGS="-c listen_addresses=localhost -c max_connections=200 -c shared_buffers=128MB -c fsync=on $PG_CDC_SETTINGS $PG_WAL_SETTINGS"
 
 # Does the running server have the settings above? ("" when it does not answer)
 pg_cdc_ready() {

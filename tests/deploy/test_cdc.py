@@ -133,6 +133,9 @@ def test_postgres_logical_wal(compose_config):
     assert "wal_level=logical" in command
     services = (ROOT / "infra/local/services.sh").read_text()
     assert "-c wal_level=logical" in services
+    # the data vault's lag needs few checkpoints and compressed page images, on both
+    for setting in ("wal_compression=lz4", "max_wal_size=4GB", "checkpoint_timeout=15min"):
+        assert setting in command and f"-c {setting}" in services, setting
     init = (ROOT / "infra/db/postgres/init.sh").read_text()
     assert "replication.sql" in init
     assert "REPLICATION" in (ROOT / "infra/db/postgres/replication.sql").read_text()
