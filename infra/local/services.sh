@@ -327,7 +327,9 @@ start_kafka_connect() {
     while read -r var; do
       case "$var" in PATH | HOME | LANG | LC_ALL | TZ | JAVA_HOME | POSTGRES_PASSWORD) ;; *) export -n "$var" ;; esac
     done < <(compgen -e)
-    spawn kafka-connect java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    # The throughput collector: a worker has no pauses to keep short, and G1 with a
+    # 20 ms target collected its young generation hundreds of times a minute.
+    spawn kafka-connect java "${heap[@]}" -XX:+UseParallelGC \
       -Dlog4j2.configurationFile="$ROOT/infra/kafka-connect/log4j2.properties" \
       -cp "$KAFKA_CONNECT_LIBS/*" org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_MARKER"
   )

@@ -91,7 +91,8 @@ def test_compose_worker_matches_the_local_worker(compose_config, dotenv):
     same = [*image_names, "config.storage.replication.factor", "offset.storage.replication.factor",
             "status.storage.replication.factor", "offset.storage.partitions",
             "status.storage.partitions", "config.providers", "config.providers.env.class",
-            "config.providers.env.param.allowlist.pattern"]
+            "config.providers.env.param.allowlist.pattern", "producer.linger.ms",
+            "producer.batch.size"]
     for key in same:
         name = image_names.get(key) or "CONNECT_" + key.upper().replace(".", "_")
         assert env[name] == props[key], key
@@ -99,6 +100,11 @@ def test_compose_worker_matches_the_local_worker(compose_config, dotenv):
         "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
     assert props["config.providers.env.param.allowlist.pattern"] == "POSTGRES_PASSWORD"
     assert {props[k] for k in props if k.endswith("replication.factor")} == {"1"}
+    # the capture's producer batches; the throughput collector on both
+    assert int(props["producer.batch.size"]) >= 256 * 1024 and int(props["producer.linger.ms"]) > 0
+    assert "-XX:+UseParallelGC" in env["KAFKA_JVM_PERFORMANCE_OPTS"].split()
+    services = (ROOT / "infra/local/services.sh").read_text()
+    assert re.search(r"spawn kafka-connect java [^\n]*-XX:\+UseParallelGC", services)
 
 
 def test_compose_kafka_connect(compose_config, dotenv):
