@@ -21,14 +21,16 @@ pid=$(pgrep -f "org.apache.kafka.connect.cli.ConnectDistributed" | head -n 1) ||
   { echo "no Kafka Connect worker runs here (make up)" >&2; exit 1; }
 ticks=$(getconf CLK_TCK)
 
-ends() {
-  java -Xmx128m -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.GetOffsetShell \
-    --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --topic "$TOPIC" 2>/dev/null |
-    awk -F: '{ n += $3 } END { print n + 0 }'
-}
+ends() { kafka_end_offsets "${TOPIC//./\\.}"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
-wait_for() { # until the topic holds $1 more records than $2
-  until [ $(($(ends) - $2)) -ge "$1" ]; do sleep 0.5; done
+wait_for() { # until the topic holds $1 more records than $2, at most 10 minutes
+  local i
+  for i in $(seq 1 1200); do
+    [ $(($(ends) - $2)) -ge "$1" ] && return 0
+    sleep 0.5
+  done
+  echo "Debezium did not put $1 records on $TOPIC within 10 minutes (is kafka-connect up?)" >&2
+  exit 1
 }
 cleanup() { platform_psql -c "DELETE FROM $S.users WHERE email LIKE '$MARK-%'" >/dev/null 2>&1 || true; }
 trap cleanup EXIT

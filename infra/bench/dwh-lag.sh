@@ -25,11 +25,7 @@ PSQL=(psql -qtAX -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "
 SCHEMA="${POSTGRES_SCHEMA:-postgres_finals_schema}"
 
 # Change events in Kafka so far, all of the vault's topics together.
-events() {
-  java -Xmx256m -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.GetOffsetShell \
-    --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" 2>/dev/null |
-    awk -F: -v p="$CDC_TOPIC_PREFIX.$SCHEMA." 'index($1, p) == 1 { n += $3 } END { print n + 0 }'
-}
+events() { kafka_end_offsets "$CDC_TOPIC_PREFIX\.$SCHEMA\..*"; }
 
 ${CARGO:-cargo} build --release -p jobs -p datagen >&2
 "$JOBS" dwh --available-now >/dev/null 2>&1

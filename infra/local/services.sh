@@ -273,6 +273,13 @@ kafka_topics() {
   kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" "$@"
 }
 
+# The sum of the end offsets of the topics matching the regex $1: how many records they
+# have taken so far (benchmarks count Debezium's output with it).
+kafka_end_offsets() {
+  kafka_tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" \
+    --topic "$1" 2>/dev/null | awk -F: '{ n += $3 } END { print n + 0 }'
+}
+
 start_kafka() {
   if running kafka "$KAFKA_MARKER"; then log "kafka already running"; return 0; fi
   port_free_or_die kafka "$KAFKA_PORT"
