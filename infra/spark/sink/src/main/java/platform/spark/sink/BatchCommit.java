@@ -167,6 +167,12 @@ final class BatchCommit {
             + " commit of sink '" + config.sinkId + "' dropped them (is a second query"
             + " running with this sinkId?); the batch must be staged again");
       }
+      List<String> emptied = emptied(conn, tables);
+      if (!emptied.isEmpty()) {
+        throw new SQLException("staging table(s) " + emptied + " are empty although their"
+            + " tasks staged rows: PostgreSQL restarted after a crash since and reset them"
+            + " (they are UNLOGGED); the batch must be staged again");
+      }
       Counts counts = tables.isEmpty() ? new Counts(0, 0, 0, 0) : move(conn, config, tables);
       try (PreparedStatement ps = conn.prepareStatement(RECORD)) {
         ps.setString(1, config.sinkId);
@@ -230,6 +236,30 @@ final class BatchCommit {
       long written = rs.getLong(1), quarantined = rs.getLong(2);
       return new Counts(written, quarantined, rs.getLong(3), staged - written - quarantined);
     }
+  }
+
+  /**
+   * The tables that hold nothing although their task staged rows. Crash recovery
+   * resets every UNLOGGED table to empty; committing one would record its offsets as
+   * consumed and lose its rows. A reset table has no pages: one size check each, no scan.
+   */
+  static List<String> emptied(Connection conn, List<StagedTable> tables) throws SQLException {
+    List<String> names = tables.stream().filter(t -> t.rows() > 0).map(StagedTable::table)
+        .toList();
+    List<String> empty = new ArrayList<>();
+    if (names.isEmpty()) {
+      return empty;
+    }
+    try (PreparedStatement ps = conn.prepareStatement("SELECT t FROM unnest(?::text[]) t"
+        + " WHERE pg_relation_size(format('%I', t)::regclass) = 0")) {
+      ps.setArray(1, conn.createArrayOf("text", names.toArray()));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          empty.add(rs.getString(1));
+        }
+      }
+    }
+    return empty;
   }
 
   static Set<String> stagingTables(Connection conn, String sinkId) throws SQLException {

@@ -174,6 +174,27 @@ class SinkCommitTest {
   }
 
   @Test
+  void stagingEmptiedByACrashRestartIsNotCommitted() throws Exception {
+    Events ev = new Events("reset");
+    PgSinkWrite w = write(config(db, "reset"));
+    StagedTable kept = stage(w, 0, 0, ev.range(0, 3));
+    StagedTable reset = stage(w, 0, 1, ev.range(3, 6));
+    // What crash recovery does to an UNLOGGED table: its data is gone, the table stays.
+    db.execute("TRUNCATE " + SinkTables.quote(reset.table()));
+
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> w.commit(0, new WriterCommitMessage[] {kept, reset}));
+    assertTrue(e.getMessage().contains("PostgreSQL restarted after a crash"), e.getMessage());
+    assertEquals(0, db.count("FROM users WHERE email LIKE 'reset.%'"));
+    assertEquals(0, db.count("FROM stream_sink_offsets WHERE sink_id = 'reset'"));
+
+    // Spark stages the batch again and commits it: nothing lost.
+    batch(w, 0, ev.range(0, 6));
+    assertEquals("6/0/0/0", lastCommit("reset"));
+    assertEquals(6, db.count("FROM users WHERE email LIKE 'reset.%'"));
+  }
+
+  @Test
   void emptyPartitionsStageNothing() throws Exception {
     PgSinkWrite w = write(config(db, "empty"));
     StagedTable none = stage(w, 0, 0, List.of());
