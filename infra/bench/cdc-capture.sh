@@ -23,15 +23,7 @@ ticks=$(getconf CLK_TCK)
 
 ends() { kafka_end_offsets "${TOPIC//./\\.}"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
-wait_for() { # until the topic holds $1 more records than $2, at most 10 minutes
-  local i
-  for i in $(seq 1 1200); do
-    [ $(($(ends) - $2)) -ge "$1" ] && return 0
-    sleep 0.5
-  done
-  echo "Debezium did not put $1 records on $TOPIC within 10 minutes (is kafka-connect up?)" >&2
-  exit 1
-}
+wait_for() { kafka_wait_end_offsets "${TOPIC//./\\.}" $(($2 + $1)) 600 || exit 1; }
 cleanup() { platform_psql -c "DELETE FROM $S.users WHERE email LIKE '$MARK-%'" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -51,5 +43,5 @@ for i in $(seq 1 "$RUNS"); do
       i, n, w, n / w, c / t, c / t / n * 1e6 }'
   o1=$(ends)
   cleanup
-  wait_for "$ROWS" "$o1" # the deletes (and their tombstones) captured before the next round
+  wait_for $((2 * ROWS)) "$o1" # the deletes and their tombstones, before the next round
 done

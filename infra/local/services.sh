@@ -279,6 +279,19 @@ kafka_end_offsets() {
   kafka_tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" \
     --topic "$1" 2>/dev/null | awk -F: '{ n += $3 } END { print n + 0 }'
 }
+# Waits (at most $3 seconds) until the topics matching $1 hold $2 records in all; says
+# what did not arrive and returns 1 when they don't. Benchmarks use it to let Debezium's
+# capture of their own inserts and deletes finish before the next measured run.
+kafka_wait_end_offsets() {
+  local deadline=$((SECONDS + $3)) n
+  while n=$(kafka_end_offsets "$1"); [ "$n" -lt "$2" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$1 holds $n records, $2 expected, after $3 s (is kafka-connect up? $LOGS/kafka-connect.log)" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
 
 start_kafka() {
   if running kafka "$KAFKA_MARKER"; then log "kafka already running"; return 0; fi
@@ -336,7 +349,10 @@ start_kafka_connect() {
     done < <(compgen -e)
     # The throughput collector: a worker has no pauses to keep short, and G1 with a
     # 20 ms target collected its young generation hundreds of times a minute.
-    spawn kafka-connect java "${heap[@]}" -XX:+UseParallelGC \
+    # A lower CPU priority (nice 10; compose: cpu_shares): when the cores are full, as
+    # in a stream's catch-up, the capture waits and catches up after, instead of taking
+    # a core from the jobs (docs/BENCHMARKS.md, stream). Idle cores it uses at once.
+    spawn kafka-connect nice -n 10 java "${heap[@]}" -XX:+UseParallelGC \
       -Dlog4j2.configurationFile="$ROOT/infra/kafka-connect/log4j2.properties" \
       -cp "$KAFKA_CONNECT_LIBS/*" org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_MARKER"
   )
