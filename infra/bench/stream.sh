@@ -5,7 +5,14 @@
 #      its default), BENCH_RUNS times (default 3), alternating with the same backlog
 #      drained through the sink's plain `append` mode (no offsets, no de-duplication):
 #      events/s of each and the exactly-once overhead as the ratio of the medians;
-#   2. latency: jobs/examples/stream_latency.rs, continuous mode at LAT_RATE events/s
+#      Each run also prints the CPU time each part of the stack spent per event while
+#      it ran (/proc), against the budget of the target (cores / 150,000 events/s);
+#      BENCH_CAPTURE=pause pauses the change data capture connector during the runs
+#      (resumed at the end), to measure the stream without Debezium's share of the cores;
+#   2. PostgreSQL alone: BENCH_EVENTS rows inserted by one INSERT ... SELECT into a
+#      scratch copy of users (LIKE users INCLUDING ALL: its unique indexes and checks),
+#      the ceiling of any sink that writes users in one transaction per batch;
+#   3. latency: jobs/examples/stream_latency.rs, continuous mode at LAT_RATE events/s
 #      (default 1000) for LAT_SECONDS (60) with a LAT_TRIGGER_MS (1000) trigger:
 #      p50/p99 from produce to visible in PostgreSQL, lost and duplicated events.
 # Everything it writes (topic, users, quarantine, offsets, commits, checkpoints) is removed.
@@ -34,12 +41,17 @@ reset_run() {
   # A million deleted rows would slow the next run's inserts into users.
   platform_psql -c "VACUUM ANALYZE $S.users" >/dev/null 2>&1 || true
 }
+CONNECTOR_URL="http://localhost:$KAFKA_CONNECT_PORT/connectors/$CDC_CONNECTOR"
+PAUSED=""
 cleanup() {
   for i in $(seq 1 "$RUNS"); do reset_run "${TOPIC}_eo_$i"; reset_run "${TOPIC}_append_$i"; done
   kafka_topics --delete --if-exists --topic "$TOPIC" >/dev/null 2>&1 || true
+  platform_psql -c "DROP TABLE IF EXISTS $S.${TOPIC}_pg, $S.${TOPIC}_src" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
-
+CPU_LOG=$(mktemp)
+# The connector, if this script paused it, resumes only at the very end: Debezium then
+# captures the runs' inserts and deletes after the measurements.
+trap 'cleanup; rm -f "$CPU_LOG"; [ -z "$PAUSED" ] || curl -fsS -X PUT "$CONNECTOR_URL/resume" >/dev/null' EXIT
 ${CARGO:-cargo} build --release -p jobs -p datagen --bins --example stream_latency >&2
 kafka_topics --create --topic "$TOPIC" --partitions 1 --replication-factor 1 >/dev/null
 BEFORE="$(max_user)"
@@ -59,23 +71,65 @@ drain() {
   awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.2f", a - b }'
 }
 
+# CPU seconds (in clock ticks) per part of the stack, from /proc/<pid>/stat.
+cpu_parts() {
+  local p cmd part
+  for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+    case "$cmd" in
+      *CoarseGrainedExecutorBackend*) part=spark-executor ;;
+      *SparkConnectServer*) part=spark-driver ;;
+      *ConnectDistributed*) part=kafka-connect ;;
+      *kafka.Kafka*) part=kafka ;;
+      *"postgres: walsender"*) part=pg-walsender ;;
+      postgres:*) part=postgres ;;
+      "$JOBS "*) part=jobs ;;
+      *) continue ;;
+    esac
+    awk -v part="$part" '{ print part, $14 + $15 }' "$p/stat" 2>/dev/null || true
+  done | awk '{ t[$1] += $2 } END { for (p in t) print p, t[p] }' | sort
+}
+TICKS=$(getconf CLK_TCK)
+# Microseconds of CPU per event of each part between two cpu_parts snapshots ($1, $2),
+# and their sum against the target's budget. Processes that started or ended in
+# between count only their own share (the executors live as long as the server).
+cpu_report() {
+  join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$1") <(echo "$2") | awk -v n="$EVENTS" -v hz="$TICKS" \
+    -v cores="$(nproc)" '{ us = ($3 - $2) / hz / n * 1e6; if (us < 0) us = 0; total += us
+      line = line sprintf("%s %.1f, ", $1, us) }
+    END { printf "  CPU per event (us): %stotal %.1f; 150,000 events/s on %d cores allows %.1f\n",
+      line, total, cores, cores / 150000 * 1e6 }'
+}
+
 # With change data capture running, Debezium captures every user a run inserts and then
-# deletes (a delete and its tombstone): each run waits for the previous one's capture,
-# so it measures the capture of its own inserts, not the reset's leftovers.
+# deletes (a delete and its tombstone): each run waits until the capture is idle (the
+# users change topic unchanged for 5 s), so it measures the capture of its own inserts,
+# not the leftovers of the previous run or of anything before the benchmark.
 CAPTURED="$CDC_TOPIC_PREFIX\\.$S\\.users"
-if curl -fsS "http://localhost:$KAFKA_CONNECT_PORT/connectors/$CDC_CONNECTOR/status" 2>/dev/null |
-  grep -q '"state":"RUNNING"'; then
-  echo "change data capture: $CDC_CONNECTOR running, captures $S.users; runs wait for its capture"
-  measured() { # drain, reset, then wait until the run's 3 x EVENTS change records are out
-    local o0 secs; o0=$(kafka_end_offsets "$CAPTURED")
-    secs=$(drain "$@"); reset_run "$1"
-    kafka_wait_end_offsets "$CAPTURED" $((o0 + 3 * EVENTS)) 900 >&2 || exit 1
-    echo "$secs"
-  }
-else
-  echo "change data capture: not running"
-  measured() { local secs; secs=$(drain "$@"); reset_run "$1"; echo "$secs"; }
+capture="not running"
+if curl -fsS "$CONNECTOR_URL/status" 2>/dev/null | grep -q '"state":"RUNNING"'; then
+  capture=running
+  if [ "${BENCH_CAPTURE:-run}" = pause ]; then
+    curl -fsS -X PUT "$CONNECTOR_URL/pause" >/dev/null && PAUSED=1 && capture=paused
+  fi
 fi
+capture_idle() {
+  [ "$capture" = running ] || return 0
+  local a b deadline=$((SECONDS + 1800))
+  b=$(kafka_end_offsets "$CAPTURED")
+  while a=$b; sleep 5; b=$(kafka_end_offsets "$CAPTURED"); [ "$a" != "$b" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "the capture of $S.users did not settle in 30 minutes" >&2; exit 1; }
+  done
+}
+measured() { # wait for an idle capture, drain (its CPU per event to $CPU_LOG), reset
+  local secs c0 c1
+  capture_idle
+  c0=$(cpu_parts); secs=$(drain "$@"); c1=$(cpu_parts)
+  { echo "$1:"; cpu_report "$c0" "$c1"; } >>"$CPU_LOG"
+  reset_run "$1"
+  echo "$secs"
+}
+echo "change data capture of $S.users: $capture"
 
 eo=() ap=()
 for i in $(seq 1 "$RUNS"); do
@@ -85,10 +139,27 @@ for i in $(seq 1 "$RUNS"); do
     printf "run %d: exactly-once %.2f s = %.0f events/s; plain append %.2f s = %.0f events/s; ratio %.3f\n",
       i, s, n / s, a, n / a, s / a }'
 done
+cat "$CPU_LOG"
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 me=$(median "${eo[@]}"); ma=$(median "${ap[@]}")
 awk -v n="$EVENTS" -v e="$me" -v a="$ma" -v r="$RUNS" 'BEGIN {
   printf "median of %d: exactly-once %.2f s = %.0f events/s; plain append %.2f s = %.0f events/s; exactly-once overhead %+.1f%%\n",
     r, e, n / e, a, n / a, (e / a - 1) * 100 }'
+cleanup
+
+# PostgreSQL alone: the same number of users-shaped rows, generated in the database
+# first, inserted by one statement into an empty copy of users.
+platform_psql -q -c "CREATE TABLE $S.${TOPIC}_pg (LIKE $S.users INCLUDING ALL)" \
+  -c "CREATE UNLOGGED TABLE $S.${TOPIC}_src AS SELECT 'First' || g AS first_name,
+        'Last' || g AS last_name, 'pg.' || md5(g::text) || '@example.com' AS email,
+        '+1 555 0100' AS phone, now()::timestamp AS registration_date, 'Gold' AS loyalty_status
+      FROM generate_series(1, $EVENTS) g" >/dev/null
+t0=$(date +%s.%N)
+platform_psql -q -c "INSERT INTO $S.${TOPIC}_pg (first_name, last_name, email, phone,
+  registration_date, loyalty_status) SELECT * FROM $S.${TOPIC}_src" >/dev/null
+t1=$(date +%s.%N)
+awk -v n="$EVENTS" -v s="$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')" 'BEGIN {
+  printf "PostgreSQL alone: INSERT ... SELECT of %d rows into a copy of users %.2f s = %.0f rows/s\n",
+    n, s, n / s }'
 cleanup
 "$ROOT/target/release/examples/stream_latency" "${LAT_RATE:-1000}" "${LAT_SECONDS:-60}" "${LAT_TRIGGER_MS:-1000}"

@@ -349,10 +349,7 @@ start_kafka_connect() {
     done < <(compgen -e)
     # The throughput collector: a worker has no pauses to keep short, and G1 with a
     # 20 ms target collected its young generation hundreds of times a minute.
-    # A lower CPU priority (nice 10; compose: cpu_shares): when the cores are full, as
-    # in a stream's catch-up, the capture waits and catches up after, instead of taking
-    # a core from the jobs (docs/BENCHMARKS.md, stream). Idle cores it uses at once.
-    spawn kafka-connect nice -n 10 java "${heap[@]}" -XX:+UseParallelGC \
+    spawn kafka-connect java "${heap[@]}" -XX:+UseParallelGC \
       -Dlog4j2.configurationFile="$ROOT/infra/kafka-connect/log4j2.properties" \
       -cp "$KAFKA_CONNECT_LIBS/*" org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_MARKER"
   )
