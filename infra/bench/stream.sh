@@ -148,7 +148,9 @@ awk -v n="$EVENTS" -v e="$me" -v a="$ma" -v r="$RUNS" 'BEGIN {
 cleanup
 
 # PostgreSQL alone: the same number of users-shaped rows, generated in the database
-# first, inserted by one statement into an empty copy of users.
+# first, inserted by one statement into an empty copy of users (after the capture of
+# the last run's deletes, which would share the cores).
+capture_idle
 platform_psql -q -c "CREATE TABLE $S.${TOPIC}_pg (LIKE $S.users INCLUDING ALL)" \
   -c "CREATE UNLOGGED TABLE $S.${TOPIC}_src AS SELECT 'First' || g AS first_name,
         'Last' || g AS last_name, 'pg.' || md5(g::text) || '@example.com' AS email,
