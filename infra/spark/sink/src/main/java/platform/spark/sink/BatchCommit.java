@@ -8,10 +8,8 @@ import java.sql.Savepoint;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.stream.Collectors;
 
 /**
@@ -136,8 +134,8 @@ final class BatchCommit {
           RETURNING 1)
       SELECT (SELECT count(*) FROM new_users), (SELECT count(*) FROM quarantined), 0""";
 
-  private static final String STAGING_TABLES = "SELECT relname FROM pg_class"
-      + " WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+  private static final String STAGING_TABLES = "SELECT relname, pg_relation_size(oid)"
+      + " FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
       + " AND starts_with(relname, ?)";
   private static final String RECORD = "INSERT INTO stream_sink_commits (sink_id, epoch,"
       + " rows_written, rows_quarantined, rows_duplicate, rows_skipped)"
@@ -160,14 +158,17 @@ final class BatchCommit {
         ps.setLong(1, SinkTables.sinkHash(config.sinkId));
         ps.executeQuery().close();
       }
-      Set<String> all = stagingTables(conn, config.sinkId);
-      List<String> missing = ours.stream().filter(t -> !all.contains(t)).toList();
+      Map<String, Long> all = stagingTables(conn, config.sinkId);
+      List<String> missing = ours.stream().filter(t -> !all.containsKey(t)).toList();
       if (!missing.isEmpty()) {
         throw new SQLException("staging table(s) " + missing + " no longer exist: another"
             + " commit of sink '" + config.sinkId + "' dropped them (is a second query"
             + " running with this sinkId?); the batch must be staged again");
       }
-      List<String> emptied = emptied(conn, tables);
+      // Crash recovery resets every UNLOGGED table to empty (no pages); committing one
+      // would record its offsets as consumed and lose its rows.
+      List<String> emptied = tables.stream().filter(t -> t.rows() > 0)
+          .map(StagedTable::table).filter(t -> all.get(t) == 0).toList();
       if (!emptied.isEmpty()) {
         throw new SQLException("staging table(s) " + emptied + " are empty although their"
             + " tasks staged rows: PostgreSQL restarted after a crash since and reset them"
@@ -184,7 +185,7 @@ final class BatchCommit {
         ps.executeUpdate();
       }
       // Ours, and leftovers of failed attempts or crashed runs of this sink.
-      drop(conn, all);
+      drop(conn, all.keySet());
       conn.commit();
       return counts;
     }
@@ -238,41 +239,18 @@ final class BatchCommit {
     }
   }
 
-  /**
-   * The tables that hold nothing although their task staged rows. Crash recovery
-   * resets every UNLOGGED table to empty; committing one would record its offsets as
-   * consumed and lose its rows. A reset table has no pages: one size check each, no scan.
-   */
-  static List<String> emptied(Connection conn, List<StagedTable> tables) throws SQLException {
-    List<String> names = tables.stream().filter(t -> t.rows() > 0).map(StagedTable::table)
-        .toList();
-    List<String> empty = new ArrayList<>();
-    if (names.isEmpty()) {
-      return empty;
-    }
-    try (PreparedStatement ps = conn.prepareStatement("SELECT t FROM unnest(?::text[]) t"
-        + " WHERE pg_relation_size(format('%I', t)::regclass) = 0")) {
-      ps.setArray(1, conn.createArrayOf("text", names.toArray()));
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          empty.add(rs.getString(1));
-        }
-      }
-    }
-    return empty;
-  }
-
-  static Set<String> stagingTables(Connection conn, String sinkId) throws SQLException {
-    Set<String> names = new HashSet<>();
+  /** The sink's staging tables and their size in bytes (0: no page, nothing staged). */
+  static Map<String, Long> stagingTables(Connection conn, String sinkId) throws SQLException {
+    Map<String, Long> tables = new HashMap<>();
     try (PreparedStatement ps = conn.prepareStatement(STAGING_TABLES)) {
       ps.setString(1, SinkTables.stagePrefix(sinkId));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
-          names.add(rs.getString(1));
+          tables.put(rs.getString(1), rs.getLong(2));
         }
       }
     }
-    return names;
+    return tables;
   }
 
   static void drop(Connection conn, Iterable<String> tables) throws SQLException {
