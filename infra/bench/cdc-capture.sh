@@ -23,7 +23,16 @@ ticks=$(getconf CLK_TCK)
 
 ends() { kafka_end_offsets "${TOPIC//./\\.}"; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
-wait_for() { kafka_wait_end_offsets "${TOPIC//./\\.}" $(($2 + $1)) 600 || exit 1; }
+wait_for() { # until the topic holds $1 more records than $2, at most 10 minutes
+  local deadline=$((SECONDS + 600)) n
+  while n=$(ends); [ $((n - $2)) -lt "$1" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || {
+      echo "$TOPIC got $((n - $2)) of $1 records in 10 minutes (is kafka-connect up? $LOGS/kafka-connect.log)" >&2
+      exit 1
+    }
+    sleep 1
+  done
+}
 cleanup() { platform_psql -c "DELETE FROM $S.users WHERE email LIKE '$MARK-%'" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 

@@ -279,19 +279,6 @@ kafka_end_offsets() {
   kafka_tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" \
     --topic "$1" 2>/dev/null | awk -F: '{ n += $3 } END { print n + 0 }'
 }
-# Waits (at most $3 seconds) until the topics matching $1 hold $2 records in all; says
-# what did not arrive and returns 1 when they don't. Benchmarks use it to let Debezium's
-# capture of their own inserts and deletes finish before the next measured run.
-kafka_wait_end_offsets() {
-  local deadline=$((SECONDS + $3)) n
-  while n=$(kafka_end_offsets "$1"); [ "$n" -lt "$2" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "$1 holds $n records, $2 expected, after $3 s (is kafka-connect up? $LOGS/kafka-connect.log)" >&2
-      return 1
-    fi
-    sleep 1
-  done
-}
 
 start_kafka() {
   if running kafka "$KAFKA_MARKER"; then log "kafka already running"; return 0; fi
